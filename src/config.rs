@@ -1,0 +1,495 @@
+//! Typed, layered settings: built-in defaults, then the TOML file, then `KICK_PROXY_<SECTION>__<KEY>`
+//! environment overrides (figment). Validation happens once, here; every error names the key it is
+//! about and never prints a secret. Nothing else in the crate reads raw configuration.
+
+use crate::secret::ClientSecret;
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// Prefix of the environment overrides: `KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET=…`.
+pub const ENV_PREFIX: &str = "KICK_PROXY_";
+/// The config file `serve` and `check-config` read when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+/// Allowed upstream deadlines, in seconds (contract: "a timeout outside 1..=60 s" is refused).
+pub const TIMEOUT_RANGE_SECS: std::ops::RangeInclusive<u64> = 1..=60;
+
+/// A configuration the service refuses to start with. The message names the key; it never
+/// contains a secret value.
+#[derive(Debug, thiserror::Error)]
+#[error("config key `{key}`: {message}")]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `providers.kick.client_secret_file`.
+    pub key: String,
+    /// What is wrong, in words an operator can act on.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The validated settings the application runs with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// `[server]`: listener and connection limits.
+    pub server: ServerSettings,
+    /// `[log]`: log format and filter.
+    pub log: LogSettings,
+    /// `[providers.<name>]`: one entry per `{provider}` path segment.
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Public listener address.
+    pub listen: SocketAddr,
+    /// Deadline for a client to send its request headers (slowloris guard).
+    pub header_read_timeout_secs: u64,
+    /// Deadline for a client to send its (at most 16 KiB) request body; 408 after it.
+    pub body_read_timeout_secs: u64,
+    /// On SIGTERM/SIGINT: seconds `/readyz` answers 503 while the listener still accepts, so a load
+    /// balancer stops routing here before the socket closes.
+    pub drain_delay_secs: u64,
+    /// On SIGTERM/SIGINT: how long in-flight requests may take to finish once the listener closed.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            header_read_timeout_secs: 5,
+            body_read_timeout_secs: 5,
+            drain_delay_secs: 0,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal (containers), text when it is.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `auto`, `json` or `text`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `kick_oauth_proxy=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// `[providers.<name>]` as written by the operator, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    allowed_redirect_uris: Vec<String>,
+    token_url: Option<String>,
+    revoke_url: Option<String>,
+    timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default)]
+    server: ServerSettings,
+    #[serde(default)]
+    log: LogSettings,
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+}
+
+/// Endpoints a provider gets when its table does not name them.
+struct Preset {
+    display_name: &'static str,
+    token_url: &'static str,
+    revoke_url: &'static str,
+}
+
+fn preset(name: &str) -> Option<Preset> {
+    match name {
+        "kick" => Some(Preset {
+            display_name: "Kick",
+            token_url: "https://id.kick.com/oauth/token",
+            revoke_url: "https://id.kick.com/oauth/revoke",
+        }),
+        _ => None,
+    }
+}
+
+/// One validated provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderSettings {
+    /// The `{provider}` path segment and config table name.
+    #[serde(skip)]
+    pub name: String,
+    /// Name used in the 502 text ("Failed to communicate with Kick OAuth server").
+    #[serde(skip)]
+    pub display_name: String,
+    /// OAuth client id (public).
+    pub client_id: String,
+    /// OAuth client secret, from `client_secret` or `client_secret_file`.
+    #[serde(serialize_with = "redacted")]
+    pub client_secret: ClientSecret,
+    /// Where the secret was read from, when it came from a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    /// `redirect_uri` values accepted byte for byte.
+    pub allowed_redirect_uris: Vec<String>,
+    /// The provider's token endpoint (RFC 6749 §3.2).
+    pub token_url: Url,
+    /// The provider's revocation endpoint (RFC 7009 §2), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_url: Option<Url>,
+    /// One deadline for connect, send and the whole response body.
+    #[serde(rename = "timeout_secs", serialize_with = "as_secs")]
+    pub timeout: Duration,
+}
+
+fn redacted<S: Serializer, T>(_: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("[redacted]")
+}
+
+fn as_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+impl Settings {
+    /// Loads `path`, applies the process environment's `KICK_PROXY_*` overrides and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::from_toml_with_env(&text, env)
+    }
+
+    /// Parses TOML text, applies the given `KICK_PROXY_*` variables and validates.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        // A syntax error is reported by position only: toml's own message quotes the offending
+        // line, which may be the one holding the secret.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let at = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start].matches('\n').count() + 1;
+                    format!(" at line {line}")
+                })
+                .unwrap_or_default();
+            return Err(ConfigError::new(
+                "(file)",
+                format!("not valid TOML{at}: {}", e.message()),
+            ));
+        }
+        let mut figment =
+            Figment::from(Serialized::defaults(RawSettings::default())).merge(Toml::string(text));
+        for (key, value) in env {
+            // Only `KICK_PROXY_<SECTION>__<KEY>`: variables such as the KICK_PROXY_PORT that
+            // Kubernetes injects for a Service named kick-proxy are not ours.
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if !rest.contains("__") {
+                continue;
+            }
+            let dotted = rest.to_ascii_lowercase().replace("__", ".");
+            figment = figment.merge(Serialized::default(&dotted, env_value(&dotted, &value)));
+        }
+        let raw: RawSettings = figment.extract().map_err(describe_figment_error)?;
+        raw.validate()
+    }
+
+    /// The effective configuration as TOML, secrets replaced by `[redacted]`.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Environment values are strings; a list key takes a TOML/JSON array (`["a","b"]`) and a number
+/// key a number. Secrets and ids stay strings whatever they look like.
+fn env_value(dotted: &str, value: &str) -> figment::value::Value {
+    use figment::value::Value;
+    let is_list = dotted.ends_with("allowed_redirect_uris");
+    let is_number = dotted.ends_with("_secs");
+    if is_list || is_number {
+        if let Ok(parsed) = format!("v = {value}").parse::<toml::Table>() {
+            if let Some(v) = parsed.get("v") {
+                if let Ok(v) = Value::serialize(v) {
+                    return v;
+                }
+            }
+        }
+    }
+    Value::from(value.to_owned())
+}
+
+/// Figment's messages can quote the value (`found string "…"`); keep the key and the expectation.
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let key = if error.path.is_empty() {
+        "(root)".to_owned()
+    } else {
+        error.path.join(".")
+    };
+    let message = match &error.kind {
+        Kind::InvalidType(_, expected) | Kind::InvalidValue(_, expected) => {
+            format!("has the wrong type or value; expected {expected}")
+        }
+        Kind::UnknownField(field, _) => {
+            let key = if error.path.last() == Some(field) {
+                key
+            } else if error.path.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            return ConfigError::new(key, "unknown key (misspelt?)");
+        }
+        Kind::MissingField(field) => return ConfigError::new(format!("{key}.{field}"), "missing"),
+        Kind::UnknownVariant(_, expected) => format!("must be one of {}", expected.join(", ")),
+        _ => "is not valid".to_owned(),
+    };
+    ConfigError::new(key, message)
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, ConfigError> {
+        let server = self.server;
+        for (key, value) in [
+            (
+                "server.header_read_timeout_secs",
+                server.header_read_timeout_secs,
+            ),
+            (
+                "server.body_read_timeout_secs",
+                server.body_read_timeout_secs,
+            ),
+        ] {
+            if !TIMEOUT_RANGE_SECS.contains(&value) {
+                return Err(ConfigError::new(key, "must be between 1 and 60 seconds"));
+            }
+        }
+        if self.providers.is_empty() {
+            return Err(ConfigError::new(
+                "providers",
+                "no provider configured; add a [providers.kick] table",
+            ));
+        }
+        let providers = self
+            .providers
+            .into_iter()
+            .map(|(name, raw)| validate_provider(&name, raw).map(|p| (name, p)))
+            .collect::<Result<_, _>>()?;
+        Ok(Settings {
+            server,
+            log: self.log,
+            providers,
+        })
+    }
+}
+
+fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, ConfigError> {
+    let key = |k: &str| format!("providers.{name}.{k}");
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(ConfigError::new(
+            format!("providers.{name}"),
+            "provider names are path segments: lowercase letters, digits, '-' and '_'",
+        ));
+    }
+    let client_id = match raw.client_id {
+        Some(id) if !id.trim().is_empty() => id,
+        _ => return Err(ConfigError::new(key("client_id"), "missing or empty")),
+    };
+    // An empty value counts as unset, so an environment variable can blank out a file's key
+    // (`KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE=` with `…__CLIENT_SECRET=…`).
+    let inline = raw.client_secret.filter(|s| !s.is_empty());
+    let secret_file = raw.client_secret_file.filter(|p| !p.as_os_str().is_empty());
+    let client_secret = match (inline, &secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                key("client_secret"),
+                "set either client_secret or client_secret_file, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                key("client_secret"),
+                "missing: set client_secret_file (a mounted secret) or client_secret",
+            ))
+        }
+        (Some(secret), None) => secret,
+        (None, Some(path)) => read_secret_file(path).map_err(|m| {
+            ConfigError::new(
+                key("client_secret_file"),
+                format!("{}: {m}", path.display()),
+            )
+        })?,
+    };
+    if client_secret.trim().is_empty() {
+        return Err(ConfigError::new(
+            key("client_secret_file"),
+            "the file is empty",
+        ));
+    }
+    if raw.allowed_redirect_uris.is_empty() {
+        return Err(ConfigError::new(
+            key("allowed_redirect_uris"),
+            "is empty: list the exact redirect URIs your app registered",
+        ));
+    }
+    for (i, uri) in raw.allowed_redirect_uris.iter().enumerate() {
+        let entry_key = format!("{}[{i}]", key("allowed_redirect_uris"));
+        if uri.is_empty() {
+            return Err(ConfigError::new(entry_key, "is empty"));
+        }
+        if uri.contains('#') {
+            return Err(ConfigError::new(
+                entry_key,
+                "contains a fragment ('#'); RFC 6749 §3.1.2 forbids them in redirect URIs",
+            ));
+        }
+        if uri.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(ConfigError::new(
+                entry_key,
+                "contains whitespace or control characters",
+            ));
+        }
+    }
+    let preset = preset(name);
+    let token_url = match (raw.token_url, &preset) {
+        (Some(url), _) => upstream_url(&key("token_url"), &url)?,
+        (None, Some(p)) => upstream_url(&key("token_url"), p.token_url)?,
+        (None, None) => {
+            return Err(ConfigError::new(
+                key("token_url"),
+                format!("required: there is no built-in preset named `{name}`"),
+            ))
+        }
+    };
+    let revoke_url = match (raw.revoke_url, &preset) {
+        (Some(url), _) => Some(upstream_url(&key("revoke_url"), &url)?),
+        (None, Some(p)) => Some(upstream_url(&key("revoke_url"), p.revoke_url)?),
+        (None, None) => None,
+    };
+    let timeout_secs = raw.timeout_secs.unwrap_or(10);
+    if !TIMEOUT_RANGE_SECS.contains(&timeout_secs) {
+        return Err(ConfigError::new(
+            key("timeout_secs"),
+            "must be between 1 and 60 seconds",
+        ));
+    }
+    Ok(ProviderSettings {
+        name: name.to_owned(),
+        display_name: preset
+            .map(|p| p.display_name.to_owned())
+            .unwrap_or_else(|| capitalize(name)),
+        client_id,
+        client_secret: ClientSecret::new(client_secret),
+        client_secret_file: secret_file,
+        allowed_redirect_uris: raw.allowed_redirect_uris,
+        token_url,
+        revoke_url,
+        timeout: Duration::from_secs(timeout_secs),
+    })
+}
+
+/// Reads a mounted secret; one trailing newline (as `echo` and editors leave) is not part of it.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    let mut text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read: {}", e.kind()))?;
+    while text.ends_with('\n') || text.ends_with('\r') {
+        text.pop();
+    }
+    Ok(text)
+}
+
+/// Upstream URLs must be HTTPS, except plain HTTP to a loopback host (emulator, tests).
+fn upstream_url(key: &str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::new(key, format!("not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(ConfigError::new(
+            key,
+            "plain http:// is only allowed to a loopback host; use https://",
+        )),
+        _ => Err(ConfigError::new(key, "must be an https:// URL")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn capitalize(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+impl Serialize for RawSettings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("RawSettings", 2)?;
+        st.serialize_field("server", &self.server)?;
+        st.serialize_field("log", &self.log)?;
+        st.end()
+    }
+}

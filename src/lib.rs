@@ -1,0 +1,27 @@
+//! kick-oauth-proxy: a hardened OAuth token-exchange service for desktop apps.
+//!
+//! Kick's OAuth 2.1 server requires `client_secret` on its token endpoint even with PKCE, and a
+//! desktop app cannot keep a secret. The app sends its authorization code (or refresh token) here;
+//! the proxy checks it, adds the client credentials, calls the provider once, and returns the tokens.
+//! The HTTP and operator contract is in the README.
+//!
+//! # Layout
+//! - [`config`]: typed settings from TOML + `KICK_PROXY_*` env, validated at start-up;
+//! - [`startup`]: [`startup::Application`] binds, serves (hyper, header-read deadline), drains;
+//! - [`routes`]: the router, handlers, input rules, per-request log line;
+//! - [`upstream`]: the provider's token endpoint, deadline, body cap, outcome classification;
+//! - [`oauth`]: RFC 6749 error codes and the normalised token response;
+//! - [`error`]: [`error::ApiError`], the one error type, rendered as the contract's JSON;
+//! - [`secret`]: newtypes that never print their value;
+//! - [`telemetry`]: JSON/text logs with dependency output capped;
+//! - [`cli`]: `serve` and `check-config`.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod oauth;
+pub mod routes;
+pub mod secret;
+pub mod startup;
+pub mod telemetry;
+pub mod upstream;

@@ -1,0 +1,381 @@
+//! Reading and checking what a caller sends, before anything reaches the provider.
+//!
+//! Both encodings OAuth clients use are accepted (`application/json`, as Battles Record sends, and
+//! `application/x-www-form-urlencoded`, as standard OAuth libraries send) and reduced to the same
+//! list of fields, so the rules below are written once. Unknown fields (including a caller's
+//! `client_id`, `client_secret` or `grant_type`) are ignored and never forwarded.
+
+use crate::error::ApiError;
+use crate::secret::{AnyToken, AuthorizationCode, CodeVerifier, RefreshToken};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+/// Largest request body read (contract: 16 KiB); larger ones get 413 without being read to the end.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Longest code or token accepted. Real ones are 30 to ~2,000 characters.
+pub const MAX_CREDENTIAL_LEN: usize = 4096;
+
+/// The request's body fields in order; `None` for a JSON value that is not a string.
+#[derive(Default)]
+pub struct Fields(Vec<(String, Option<String>)>);
+
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names only: values are codes, verifiers and tokens.
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Encoding {
+    Json,
+    Form,
+}
+
+/// Reads the body under the size limit and the body-read deadline, and splits it into fields.
+pub async fn read_fields(request: Request, deadline: Duration) -> Result<Fields, ApiError> {
+    let encoding = encoding(request.headers())?;
+    if declared_length(request.headers()).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let body = Limited::new(request.into_body(), MAX_BODY_BYTES);
+    let bytes = match tokio::time::timeout(deadline, body.collect()).await {
+        Err(_) => return Err(ApiError::BodyTimeout),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(ApiError::PayloadTooLarge)
+        }
+        Ok(Err(_)) => return Err(invalid("The request body could not be read.")),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    match encoding {
+        Encoding::Json => serde_json::from_slice::<Fields>(&bytes)
+            .map_err(|_| invalid("The request body is not a valid JSON object.")),
+        Encoding::Form => Ok(Fields(
+            url::form_urlencoded::parse(&bytes)
+                .map(|(k, v)| (k.into_owned(), Some(v.into_owned())))
+                .collect(),
+        )),
+    }
+}
+
+fn invalid(text: &'static str) -> ApiError {
+    ApiError::InvalidRequest(Cow::Borrowed(text))
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `application/json` or `application/x-www-form-urlencoded`, optionally with a UTF-8 `charset`.
+fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::UnsupportedMediaType)?;
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let encoding = if essence.eq_ignore_ascii_case("application/json") {
+        Encoding::Json
+    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Encoding::Form
+    } else {
+        return Err(ApiError::UnsupportedMediaType);
+    };
+    for param in parts {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("charset") {
+            let charset = value.trim().trim_matches('"');
+            if !["utf-8", "utf8", "us-ascii"]
+                .iter()
+                .any(|c| charset.eq_ignore_ascii_case(c))
+            {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+        }
+    }
+    Ok(encoding)
+}
+
+impl Fields {
+    /// The field's value if present once. Present twice is an error (RFC 6749 §3.2: parameters
+    /// "MUST NOT be included more than once"); a JSON non-string is an error.
+    fn optional(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter is included more than once.").into(),
+            ));
+        }
+        match first {
+            None => Ok(None),
+            Some((_, None)) => Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter must be a string.").into(),
+            )),
+            Some((_, Some(v))) => Ok(Some(v)),
+        }
+    }
+
+    /// The field's value; missing or empty is an error.
+    fn required(&self, name: &'static str) -> Result<&str, ApiError> {
+        match self.optional(name)? {
+            Some(v) if !v.is_empty() => Ok(v),
+            Some(_) => Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter is empty.").into(),
+            )),
+            None => Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter is missing.").into(),
+            )),
+        }
+    }
+
+    /// A code or token: visible ASCII only (RFC 6749 Appendix A.11 `VSCHAR` minus space), bounded.
+    fn credential(&self, name: &'static str) -> Result<String, ApiError> {
+        let value = self.required(name)?;
+        if value.len() > MAX_CREDENTIAL_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter is malformed.").into(),
+            ));
+        }
+        Ok(value.to_owned())
+    }
+}
+
+/// `POST /api/v1/{provider}/token` input (RFC 6749 §4.1.3 with RFC 7636 §4.5).
+#[derive(Debug)]
+pub struct CodeExchange {
+    /// The authorization code.
+    pub code: AuthorizationCode,
+    /// The PKCE verifier.
+    pub code_verifier: CodeVerifier,
+    /// The redirect URI, byte-for-byte one of the allowlist's entries.
+    pub redirect_uri: String,
+}
+
+impl CodeExchange {
+    /// Applies the contract's input rules; `allowed` is the provider's redirect allowlist.
+    pub fn from_fields(fields: &Fields, allowed: &[String]) -> Result<Self, ApiError> {
+        let code = fields.credential("code")?;
+        let verifier = fields.required("code_verifier")?;
+        if !is_valid_verifier(verifier) {
+            return Err(invalid(
+                "The `code_verifier` must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1).",
+            ));
+        }
+        let redirect_uri = fields.required("redirect_uri")?;
+        // Byte-for-byte: no parsing, no normalisation (a parser turns look-alikes into the real
+        // thing; RFC 9700 §4.1.3 asks for exact string matching).
+        if !allowed
+            .iter()
+            .any(|a| a.as_bytes() == redirect_uri.as_bytes())
+        {
+            return Err(invalid("The `redirect_uri` is not one this server allows."));
+        }
+        Ok(Self {
+            code: AuthorizationCode::new(code),
+            code_verifier: CodeVerifier::new(verifier.to_owned()),
+            redirect_uri: redirect_uri.to_owned(),
+        })
+    }
+}
+
+/// RFC 7636 §4.1: `code-verifier = 43*128unreserved`, `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"`.
+pub fn is_valid_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// `POST /api/v1/{provider}/refresh` input (RFC 6749 §6).
+#[derive(Debug)]
+pub struct Refresh {
+    /// The refresh token.
+    pub refresh_token: RefreshToken,
+}
+
+impl Refresh {
+    /// Applies the contract's input rules.
+    pub fn from_fields(fields: &Fields) -> Result<Self, ApiError> {
+        Ok(Self {
+            refresh_token: RefreshToken::new(fields.credential("refresh_token")?),
+        })
+    }
+}
+
+/// `POST /api/v1/{provider}/revoke` input (RFC 7009 §2.1).
+#[derive(Debug)]
+pub struct Revocation {
+    /// The token to revoke.
+    pub token: AnyToken,
+    /// `access_token` or `refresh_token`, when the caller said.
+    pub token_type_hint: Option<TokenTypeHint>,
+}
+
+/// RFC 7009 §2.1 `token_type_hint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTypeHint {
+    /// `access_token`.
+    AccessToken,
+    /// `refresh_token`.
+    RefreshToken,
+}
+
+impl TokenTypeHint {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl Revocation {
+    /// Applies the contract's input rules.
+    pub fn from_fields(fields: &Fields) -> Result<Self, ApiError> {
+        let token = AnyToken::new(fields.credential("token")?);
+        let token_type_hint = match fields.optional("token_type_hint")? {
+            None | Some("") => None,
+            Some("access_token") => Some(TokenTypeHint::AccessToken),
+            Some("refresh_token") => Some(TokenTypeHint::RefreshToken),
+            Some(_) => {
+                return Err(invalid(
+                    "The `token_type_hint` must be access_token or refresh_token.",
+                ))
+            }
+        };
+        Ok(Self {
+            token,
+            token_type_hint,
+        })
+    }
+}
+
+/// A top-level JSON object read as ordered fields, keeping duplicates so they can be refused
+/// (serde_json's maps keep only the last).
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((key, FieldValue(value))) = map.next_entry::<String, FieldValue>()? {
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// A JSON value: a string, or anything else (consumed and remembered as "not a string").
+struct FieldValue(Option<String>);
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue(Some(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<FieldValue, E> {
+                Ok(FieldValue(Some(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_unit<E>(self) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FieldValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FieldValue(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldValue, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(FieldValue(None))
+            }
+        }
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(body: &str) -> Fields {
+        serde_json::from_str(body).expect("object")
+    }
+
+    #[test]
+    fn verifier_rules_follow_rfc_7636() {
+        assert!(is_valid_verifier(&"a".repeat(43)));
+        assert!(is_valid_verifier(&"a-._~Z9".repeat(18)[..128]));
+        assert!(!is_valid_verifier(&"a".repeat(42)));
+        assert!(!is_valid_verifier(&"a".repeat(129)));
+        assert!(!is_valid_verifier(&format!("{}+", "a".repeat(43))));
+        assert!(!is_valid_verifier(&format!("{}é", "a".repeat(43))));
+    }
+
+    #[test]
+    fn json_duplicates_and_non_strings_are_refused() {
+        assert!(json(r#"{"refresh_token":"a","refresh_token":"b"}"#)
+            .required("refresh_token")
+            .is_err());
+        assert!(json(r#"{"refresh_token":5}"#)
+            .required("refresh_token")
+            .is_err());
+        assert!(json(r#"{"refresh_token":null}"#)
+            .required("refresh_token")
+            .is_err());
+        assert_eq!(
+            json(r#"{"x":[1,{"y":2}],"refresh_token":"ok"}"#)
+                .required("refresh_token")
+                .ok(),
+            Some("ok")
+        );
+        assert!(serde_json::from_str::<Fields>("[]").is_err());
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let printed = format!("{:?}", json(r#"{"code":"CANARY"}"#));
+        assert!(!printed.contains("CANARY"));
+        assert!(printed.contains("code"));
+    }
+}

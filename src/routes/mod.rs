@@ -1,0 +1,205 @@
+//! The HTTP surface: one [`router`] assembles the routes and layers; tests drive the same router.
+//!
+//! - [`token`]: `POST /api/v1/{provider}/token` and `/refresh`;
+//! - [`health`]: `GET /healthz`, `GET /readyz`;
+//! - [`input`]: body decoding and the contract's input rules;
+//! - here: shared state, the per-request log line, 404/405 in the JSON error shape.
+
+pub mod health;
+pub mod input;
+pub mod token;
+
+use crate::config::Settings;
+use crate::error::{ApiError, ProviderLabel};
+use crate::upstream::Upstream;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
+/// `x-request-id`: accepted from the caller when sane, generated otherwise, echoed back.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// One configured provider, ready to serve.
+pub struct Provider {
+    /// Name and 502 texts.
+    pub label: Arc<ProviderLabel>,
+    /// `redirect_uri` values accepted byte for byte.
+    pub allowed_redirect_uris: Vec<String>,
+    /// Its token endpoint and HTTP client.
+    pub upstream: Upstream,
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    providers: HashMap<String, Arc<Provider>>,
+    draining: AtomicBool,
+    body_read_timeout: Duration,
+}
+
+/// A provider's HTTP client could not be built (TLS backend initialisation).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for provider `{provider}`: {source}")]
+pub struct ClientBuildError {
+    provider: String,
+    #[source]
+    source: reqwest::Error,
+}
+
+impl AppState {
+    /// Builds every provider's client from validated settings.
+    pub fn new(settings: &Settings) -> Result<Self, ClientBuildError> {
+        let providers = settings
+            .providers
+            .iter()
+            .map(|(name, p)| {
+                let upstream = p.upstream().map_err(|source| ClientBuildError {
+                    provider: name.clone(),
+                    source,
+                })?;
+                let provider = Provider {
+                    label: Arc::new(ProviderLabel::new(name, &p.display_name)),
+                    allowed_redirect_uris: p.allowed_redirect_uris.clone(),
+                    upstream,
+                };
+                Ok((name.clone(), Arc::new(provider)))
+            })
+            .collect::<Result<_, ClientBuildError>>()?;
+        Ok(Self {
+            inner: Arc::new(Shared {
+                providers,
+                draining: AtomicBool::new(false),
+                body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
+            }),
+        })
+    }
+
+    /// The provider serving `{provider}`, if configured.
+    pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.inner.providers.get(name)
+    }
+
+    /// The body-read deadline.
+    pub fn body_read_timeout(&self) -> Duration {
+        self.inner.body_read_timeout
+    }
+
+    /// From now on `/readyz` answers 503 so load balancers stop sending traffic.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// True once shutdown started.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/{provider}/token", post(token::token))
+        .route("/api/v1/{provider}/refresh", post(token::refresh))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+        .layer(middleware::from_fn(log_request))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
+
+/// What a handler reports about its request for the log line, carried in response extensions.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Provider name (from config, never from the path as sent).
+    pub provider: Option<Arc<ProviderLabel>>,
+    /// `token`, `refresh`, …
+    pub endpoint: Option<&'static str>,
+    /// The `error` code of the response body.
+    pub error: Option<String>,
+    /// The provider's HTTP status, when it answered.
+    pub upstream_status: Option<u16>,
+    /// What kind of upstream outcome (`ok`, `timeout`, `5xx`, …).
+    pub upstream: Option<&'static str>,
+}
+
+/// One structured line per request. It holds no body, header or query value: only the route
+/// template, ids we generated or validated, statuses and codes.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| is_sane_request_id(v.as_bytes()))
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+                .unwrap_or(HeaderValue::from_static("invalid"))
+        });
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", |p| p.as_str())
+        .to_owned();
+    let method = request.method().clone();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let outcome = response
+        .extensions_mut()
+        .remove::<Outcome>()
+        .unwrap_or_default();
+    let id = request_id.to_str().unwrap_or("invalid");
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                request_id = id,
+                method = %method,
+                route = route.as_str(),
+                provider = outcome.provider.as_ref().map(|p| p.name.as_str()),
+                endpoint = outcome.endpoint,
+                status,
+                error = outcome.error.as_deref(),
+                upstream = outcome.upstream,
+                upstream_status = outcome.upstream_status,
+                latency_ms,
+                "request"
+            )
+        };
+    }
+    if route == "/healthz" || route == "/readyz" {
+        line!(debug);
+    } else {
+        line!(info);
+    }
+    response
+        .headers_mut()
+        .insert(REQUEST_ID.clone(), request_id);
+    response
+}
+
+/// Up to 128 characters of `[A-Za-z0-9._:-]`, so a caller cannot inject log syntax.
+fn is_sane_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}

@@ -1,0 +1,81 @@
+//! Secret-bearing values: the client secret and everything a caller sends or receives that grants
+//! access (authorization codes, PKCE verifiers, tokens).
+//!
+//! Each type wraps [`secrecy::SecretString`], so the value is zeroized on drop, prints as
+//! `[redacted]` in `Debug` and `Display`, and is reached only through [`ExposeSecret::expose_secret`]
+//! at the one place it is needed (the upstream form, the response body). The newtypes make a
+//! function signature say which secret it takes, as oauth2-rs's `new_secret_type!` does.
+
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+
+macro_rules! secret_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct $name(SecretString);
+
+        impl $name {
+            /// Wraps a value; from here on it only prints as `[redacted]`.
+            pub fn new(value: String) -> Self {
+                Self(SecretString::from(value))
+            }
+
+            /// The value itself, for the single place that must send it.
+            pub fn secret(&self) -> &str {
+                self.0.expose_secret()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// The OAuth client secret this proxy exists to keep (RFC 6749 §2.3.1).
+    ClientSecret
+);
+secret_type!(
+    /// An authorization code from the provider's redirect (RFC 6749 §4.1.2). Single-use.
+    AuthorizationCode
+);
+secret_type!(
+    /// A PKCE code verifier (RFC 7636 §4.1).
+    CodeVerifier
+);
+secret_type!(
+    /// A refresh token (RFC 6749 §1.5).
+    RefreshToken
+);
+secret_type!(
+    /// Any token a caller asks us to revoke (RFC 7009 §2.1).
+    AnyToken
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let secret = ClientSecret::new("canary-client-secret".into());
+        let code = AuthorizationCode::new("canary-code".into());
+        let printed = format!(
+            "{secret:?} {secret} {code:?} {code} {:#?}",
+            (&secret, &code)
+        );
+        assert!(!printed.contains("canary"), "{printed}");
+        assert!(printed.contains("[redacted]"));
+        assert_eq!(secret.secret(), "canary-client-secret");
+    }
+}

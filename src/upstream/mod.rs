@@ -1,0 +1,357 @@
+//! The provider's token endpoint: one `reqwest::Client` per provider, one deadline covering connect,
+//! send and the whole body, a cap on what is read, and every outcome classified once
+//! ([`UpstreamError`]) so handlers never look at raw bodies.
+//!
+//! Nothing here retries a request that may have reached the provider: an authorization code is
+//! single-use and a replayed refresh can revoke the grant.
+
+use crate::config::ProviderSettings;
+use crate::oauth::{
+    sanitize_description, OAuthErrorCode, RequestSecrets, TokenResponse, TokenResponseError,
+};
+use crate::secret::{AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+use url::Url;
+
+/// At most this much of a provider response is read (contract: 64 KiB).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// What went wrong talking to the provider. Every variant but [`UpstreamError::Grant`] is a 502.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The provider answered an OAuth error about the caller's grant: the caller sees it (400).
+    #[error("provider refused the grant: {code}")]
+    Grant {
+        /// The provider's code.
+        code: OAuthErrorCode,
+        /// Its description, sanitised; `None` to use the code's fixed text.
+        description: Option<String>,
+        /// The HTTP status it came with.
+        status: StatusCode,
+    },
+    /// The provider refused for a reason the caller cannot fix: *our* client credentials or
+    /// registration (`invalid_client`, `unauthorized_client`, `unsupported_grant_type`), or its own
+    /// trouble (`server_error`, `temporarily_unavailable`).
+    #[error("provider refused this server's request: {code} (HTTP {status})")]
+    Refused {
+        /// The provider's code.
+        code: OAuthErrorCode,
+        /// The HTTP status.
+        status: StatusCode,
+    },
+    /// No answer within the deadline (connect, send and body together).
+    #[error("no complete answer within {0:?}")]
+    Timeout(Duration),
+    /// The TCP/TLS connection could not be made.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] reqwest::Error),
+    /// The connection failed after the request may have been sent (reset, truncated body).
+    #[error("transport failure: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// A 3xx: never followed.
+    #[error("provider answered with a redirect (HTTP {0})")]
+    Redirect(StatusCode),
+    /// A 5xx.
+    #[error("provider error (HTTP {0})")]
+    ServerError(StatusCode),
+    /// An HTML page: a CDN challenge, an outage page.
+    #[error("provider answered an HTML page (HTTP {0})")]
+    Html(StatusCode),
+    /// A JSON body with an `error` that is not an OAuth error (Kick's WAF answers 403 so).
+    #[error("provider's firewall blocked the request (HTTP {0})")]
+    Blocked(StatusCode),
+    /// A body that is not JSON, or JSON we do not understand, with a non-2xx status.
+    #[error("provider answered an unexpected body (HTTP {0})")]
+    Unexpected(StatusCode),
+    /// A 2xx whose body is not a JSON object.
+    #[error("provider answered 2xx without a JSON body")]
+    NotJson,
+    /// A 2xx JSON body without `access_token`.
+    #[error("provider answered 2xx without an access_token")]
+    NoAccessToken,
+    /// More than [`MAX_RESPONSE_BYTES`].
+    #[error("provider response exceeds {MAX_RESPONSE_BYTES} bytes")]
+    Oversized,
+}
+
+impl UpstreamError {
+    /// A short stable label for logs (and metrics): what kind of failure this was.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Grant { .. } => "oauth_error",
+            Self::Refused { .. } => "refused",
+            Self::Timeout(_) => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Transport(_) => "transport",
+            Self::Redirect(_) => "redirect",
+            Self::ServerError(_) => "5xx",
+            Self::Html(_) | Self::Blocked(_) => "waf_or_html",
+            Self::Unexpected(_) | Self::NotJson | Self::NoAccessToken => "bad_response",
+            Self::Oversized => "oversized",
+        }
+    }
+
+    /// The provider's HTTP status, when it answered at all.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Grant { status, .. } | Self::Refused { status, .. } => Some(*status),
+            Self::Redirect(s) | Self::ServerError(s) | Self::Html(s) | Self::Blocked(s) => Some(*s),
+            Self::Unexpected(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+/// What the provider answered, with its status.
+#[derive(Debug)]
+pub struct Answer<T> {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The parsed answer.
+    pub value: T,
+}
+
+/// A grant to redeem at the token endpoint (RFC 6749 §4.1.3, §6).
+pub enum Grant<'a> {
+    /// `grant_type=authorization_code` with PKCE (RFC 7636 §4.5).
+    AuthorizationCode {
+        /// The code from the redirect.
+        code: &'a AuthorizationCode,
+        /// The PKCE verifier.
+        verifier: &'a CodeVerifier,
+        /// The redirect URI used at the authorize step (already checked against the allowlist).
+        redirect_uri: &'a str,
+    },
+    /// `grant_type=refresh_token`.
+    RefreshToken(&'a RefreshToken),
+}
+
+/// One provider's token endpoint, credentials and HTTP client.
+pub struct Upstream {
+    client: reqwest::Client,
+    token_url: Url,
+    client_id: String,
+    client_secret: ClientSecret,
+    timeout: Duration,
+}
+
+impl ProviderSettings {
+    /// The HTTP client for this provider: rustls, no redirects, pooled connections, the deadline as
+    /// a backstop (the caller also enforces it around body reading).
+    pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.timeout)
+            .timeout(self.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .user_agent(concat!("kick-oauth-proxy/", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+
+    /// The upstream endpoint for this provider.
+    pub fn upstream(&self) -> Result<Upstream, reqwest::Error> {
+        Ok(Upstream {
+            client: self.client()?,
+            token_url: self.token_url.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            timeout: self.timeout,
+        })
+    }
+}
+
+impl Upstream {
+    /// Redeems a grant at the token endpoint (credentials `client_secret_post`, RFC 6749 §2.3.1).
+    /// On success, the HTTP status and the normalised token response.
+    pub async fn token(&self, grant: Grant<'_>) -> Result<Answer<TokenResponse>, UpstreamError> {
+        let secret = self.client_secret.secret();
+        let (form, secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match &grant {
+            Grant::AuthorizationCode {
+                code,
+                verifier,
+                redirect_uri,
+            } => (
+                vec![
+                    ("grant_type", "authorization_code"),
+                    ("code", code.secret()),
+                    ("client_id", &self.client_id),
+                    ("client_secret", secret),
+                    ("redirect_uri", redirect_uri),
+                    ("code_verifier", verifier.secret()),
+                ],
+                RequestSecrets::code(code, verifier),
+            ),
+            Grant::RefreshToken(token) => (
+                vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.secret()),
+                    ("client_id", &self.client_id),
+                    ("client_secret", secret),
+                ],
+                RequestSecrets::refresh(token),
+            ),
+        };
+        let request = self
+            .client
+            .post(self.token_url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form);
+        let (status, body) = self.send(request).await?;
+        classify(status, &body, &secrets)
+    }
+
+    /// Sends and reads the whole (capped) body under one deadline.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), UpstreamError> {
+        let exchange = async {
+            let response = request.send().await.map_err(transport_error)?;
+            let status = response.status();
+            let body = read_capped(response).await?;
+            Ok((status, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(self.timeout)))
+    }
+}
+
+/// reqwest's errors print the URL; a revoke URL carries the token in its query. Strip it always.
+fn transport_error(error: reqwest::Error) -> UpstreamError {
+    let error = error.without_url();
+    if error.is_timeout() {
+        UpstreamError::Timeout(Duration::ZERO)
+    } else if error.is_connect() {
+        UpstreamError::Connect(error)
+    } else {
+        UpstreamError::Transport(error)
+    }
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(UpstreamError::Oversized);
+    }
+    let mut body = Vec::with_capacity(response.content_length().map_or(1024, |len| len as usize));
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(UpstreamError::Oversized);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Sorts a provider answer into the contract's table. Pure: unit-testable without a network.
+pub fn classify(
+    status: StatusCode,
+    body: &[u8],
+    secrets: &RequestSecrets<'_>,
+) -> Result<Answer<TokenResponse>, UpstreamError> {
+    if status.is_redirection() {
+        return Err(UpstreamError::Redirect(status));
+    }
+    if status.is_success() {
+        return match TokenResponse::from_provider_body(body) {
+            Ok(value) => Ok(Answer { status, value }),
+            Err(TokenResponseError::NotJson) => Err(UpstreamError::NotJson),
+            Err(TokenResponseError::NoAccessToken) => Err(UpstreamError::NoAccessToken),
+        };
+    }
+    let json: Option<serde_json::Map<String, Value>> = serde_json::from_slice(body).ok();
+    let oauth_error = json.as_ref().and_then(|obj| match obj.get("error") {
+        Some(Value::String(code)) => Some((
+            OAuthErrorCode::parse(code),
+            obj.get("error_description").and_then(Value::as_str),
+        )),
+        _ => None,
+    });
+    match oauth_error {
+        // RFC 6749 §5.2: OAuth errors come as 400 (401 for client authentication).
+        Some((Some(code), description)) if matches!(status.as_u16(), 400 | 401) => {
+            if code.is_about_the_grant() {
+                Err(UpstreamError::Grant {
+                    description: sanitize_description(description, secrets),
+                    code,
+                    status,
+                })
+            } else {
+                Err(UpstreamError::Refused { code, status })
+            }
+        }
+        Some(_) => {
+            if status.is_server_error() {
+                Err(UpstreamError::ServerError(status))
+            } else {
+                Err(UpstreamError::Blocked(status))
+            }
+        }
+        None if status.is_server_error() => Err(UpstreamError::ServerError(status)),
+        None if looks_like_html(body) => Err(UpstreamError::Html(status)),
+        None => Err(UpstreamError::Unexpected(status)),
+    }
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'<')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(status: u16, body: &str) -> Result<Answer<TokenResponse>, UpstreamError> {
+        let secrets = RequestSecrets::default();
+        classify(
+            StatusCode::from_u16(status).expect("status"),
+            body.as_bytes(),
+            &secrets,
+        )
+    }
+
+    #[test]
+    fn every_upstream_shape_lands_in_its_row() {
+        assert!(run(200, r#"{"access_token":"a"}"#).is_ok());
+        assert!(matches!(
+            run(400, r#"{"error":"invalid_grant","error_description":"expired"}"#),
+            Err(UpstreamError::Grant { code: OAuthErrorCode::InvalidGrant, description: Some(d), .. }) if d == "expired"
+        ));
+        assert!(matches!(
+            run(401, r#"{"error":"invalid_client"}"#),
+            Err(UpstreamError::Refused { .. })
+        ));
+        assert!(matches!(
+            run(
+                403,
+                r#"{"error":"Request blocked by security policy.","reference":"x"}"#
+            ),
+            Err(UpstreamError::Blocked(_))
+        ));
+        assert!(matches!(
+            run(403, "<!DOCTYPE html><title>Just a moment...</title>"),
+            Err(UpstreamError::Html(_))
+        ));
+        assert!(matches!(run(400, ""), Err(UpstreamError::Unexpected(_))));
+        assert!(matches!(
+            run(503, r#"{"error":"invalid_grant"}"#),
+            Err(UpstreamError::ServerError(_))
+        ));
+        assert!(matches!(run(302, ""), Err(UpstreamError::Redirect(_))));
+        assert!(matches!(run(200, "OK"), Err(UpstreamError::NotJson)));
+        assert!(matches!(run(200, "{}"), Err(UpstreamError::NoAccessToken)));
+        assert!(matches!(
+            run(400, r#"{"error":"server_error"}"#),
+            Err(UpstreamError::Refused { .. })
+        ));
+    }
+}

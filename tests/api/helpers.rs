@@ -1,0 +1,212 @@
+//! `spawn_app()`: the real router on a real port, with a wiremock upstream standing in for Kick.
+
+use kick_oauth_proxy::config::Settings;
+use kick_oauth_proxy::routes::AppState;
+use kick_oauth_proxy::startup::Application;
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+pub const CLIENT_ID: &str = "01KTESTCLIENTID";
+pub const CLIENT_SECRET: &str = "test-client-secret-CANARY";
+pub const REDIRECT_URI: &str = "http://localhost:1420/auth/callback";
+pub const APP_REDIRECT_URI: &str = "battles-record://oauth/callback";
+pub const CODE: &str = "NZQ4ZWE3OTCTMJC5ZS0ZNJQ5LWE2NZUTYMZMNDQZYTC5OGY3";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const REFRESH_TOKEN: &str = "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI";
+pub const ACCESS_TOKEN: &str = "NJY1YJYYMGITNMRJZC0ZMTUWLTG1ZWQTOTU2ZJRINDM1YMY0";
+pub const NEW_REFRESH_TOKEN: &str = "ZTLHNDE3NZMTMWRKNS0ZZWEYLTK0ZDITMMY2OGQ2YWEWZJGW";
+
+/// A running proxy and its fake provider.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub upstream: MockServer,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The config every test starts from, pointing `kick` at `upstream`.
+pub fn config_toml(upstream: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+header_read_timeout_secs = 1
+body_read_timeout_secs = 1
+shutdown_grace_secs = 5
+
+[providers.kick]
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+allowed_redirect_uris = ["{APP_REDIRECT_URI}", "{REDIRECT_URI}"]
+token_url = "{upstream}/oauth/token"
+revoke_url = "{upstream}/oauth/revoke"
+timeout_secs = 2
+"#
+    )
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|toml| toml).await
+}
+
+/// As [`spawn_app`], with the config text edited first.
+pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
+    let upstream = MockServer::start().await;
+    let toml = edit(config_toml(&upstream.uri()));
+    let settings = Settings::from_toml_with_env(&toml, []).expect("test config is valid");
+    let app = Application::build(settings).await.expect("app builds");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        upstream,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("client"),
+        state,
+        _shutdown: tx,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.post_raw(path, "application/json", body.to_string())
+            .await
+    }
+
+    pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
+        self.post_raw(path, "application/x-www-form-urlencoded", body.to_owned())
+            .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("proxy answers")
+    }
+
+    /// `/token` with the valid defaults.
+    pub async fn exchange(&self) -> reqwest::Response {
+        self.post_json("/api/v1/kick/token", &exchange_body()).await
+    }
+
+    /// Mounts a provider answer for `POST /oauth/token`, expected `times` times.
+    pub async fn upstream_answers(&self, response: ResponseTemplate, times: u64) {
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(response)
+            .expect(times)
+            .mount(&self.upstream)
+            .await;
+    }
+
+    /// Mounts Kick's success answer.
+    pub async fn upstream_succeeds(&self) {
+        self.upstream_answers(ResponseTemplate::new(200).set_body_json(kick_tokens()), 1)
+            .await;
+    }
+
+    /// Asserts the provider was never called (for rejected input).
+    pub async fn upstream_must_not_be_called(&self) {
+        self.upstream_answers(ResponseTemplate::new(200).set_body_json(kick_tokens()), 0)
+            .await;
+    }
+
+    /// The form fields of every request the provider received.
+    pub async fn upstream_forms(&self) -> Vec<HashMap<String, String>> {
+        self.upstream
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(form_of)
+            .collect()
+    }
+
+    pub async fn is_healthy(&self) -> bool {
+        matches!(
+            self.http.get(self.url("/healthz")).send().await,
+            Ok(r) if r.status() == 200
+        )
+    }
+}
+
+pub fn form_of(request: &Request) -> HashMap<String, String> {
+    url::form_urlencoded::parse(&request.body)
+        .into_owned()
+        .collect()
+}
+
+pub fn exchange_body() -> Value {
+    json!({"code": CODE, "code_verifier": VERIFIER, "redirect_uri": REDIRECT_URI})
+}
+
+/// Kick's real success shape.
+pub fn kick_tokens() -> Value {
+    json!({
+        "access_token": ACCESS_TOKEN,
+        "token_type": "Bearer",
+        "expires_in": 7200,
+        "refresh_token": NEW_REFRESH_TOKEN,
+        "scope": "user:read channel:read"
+    })
+}
+
+/// Asserts an error response: status, `error` code, JSON, no-store; returns the body.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert_token_headers(response.headers());
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["error"], code, "error code in {body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "error_description in {body}"
+    );
+    body
+}
+
+/// The headers every response that carries or could carry tokens has.
+pub fn assert_token_headers(headers: &HeaderMap) {
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["pragma"], "no-cache");
+}
+
+/// The 502 body, exactly as the contract documents it.
+pub async fn assert_kick_502(response: reqwest::Response) {
+    let body = assert_error(response, 502, "error_kick_server_error").await;
+    assert_eq!(
+        body,
+        json!({
+            "error": "error_kick_server_error",
+            "error_description": "Failed to communicate with Kick OAuth server",
+            "details": "Failed to communicate with Kick OAuth server"
+        })
+    );
+}
