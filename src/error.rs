@@ -49,6 +49,8 @@ pub enum ApiError {
         code: OAuthErrorCode,
         /// Sanitised description or the code's fixed text.
         description: Option<String>,
+        /// The provider's HTTP status, for the log line.
+        upstream_status: u16,
     },
     /// 502 `error_<provider>_server_error`: the provider could not be used (unreachable, timed out,
     /// 5xx, WAF, HTML, redirect, oversized, no token, or it refused our credentials).
@@ -112,7 +114,9 @@ impl ApiError {
     fn description(&self) -> &str {
         match self {
             Self::InvalidRequest(text) => text,
-            Self::Grant { code, description } => description
+            Self::Grant {
+                code, description, ..
+            } => description
                 .as_deref()
                 .unwrap_or_else(|| code.default_description()),
             Self::Upstream { provider, .. } => &provider.server_error_text,
@@ -145,6 +149,9 @@ impl IntoResponse for ApiError {
             error: Some(self.code().to_owned()),
             upstream_status: match &self {
                 Self::Upstream { source, .. } => source.status().map(|s| s.as_u16()),
+                Self::Grant {
+                    upstream_status, ..
+                } => Some(*upstream_status),
                 _ => None,
             },
             upstream: match &self {

@@ -27,16 +27,29 @@ where
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(&settings.filter).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let cap = OWN_CRATES
-        .iter()
-        .fold(Targets::new().with_default(LevelFilter::INFO), |t, c| {
-            t.with_target(*c, LevelFilter::TRACE)
-        });
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
+    subscriber_with(filter, json, writer)
+}
+
+/// The subscriber with an explicit filter and format (the leak tests run it at TRACE).
+/// Dependencies stay capped at INFO whatever `filter` allows.
+pub fn subscriber_with<W>(
+    filter: EnvFilter,
+    json: bool,
+    writer: W,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let cap = OWN_CRATES
+        .iter()
+        .fold(Targets::new().with_default(LevelFilter::INFO), |t, c| {
+            t.with_target(*c, LevelFilter::TRACE)
+        });
     let layer = if json {
         tracing_subscriber::fmt::layer()
             .json()

@@ -118,8 +118,14 @@ async fn redeem(
     match answer {
         Ok(answer) => Ok(answer.value.to_json()),
         Err(UpstreamError::Grant {
-            code, description, ..
-        }) => Err(ApiError::Grant { code, description }),
+            code,
+            description,
+            status,
+        }) => Err(ApiError::Grant {
+            code,
+            description,
+            upstream_status: status.as_u16(),
+        }),
         Err(source) => Err(ApiError::Upstream {
             provider: provider.label.clone(),
             source,

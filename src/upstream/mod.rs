@@ -195,12 +195,21 @@ impl Upstream {
                 RequestSecrets::refresh(token),
             ),
         };
+        tracing::debug!(
+            grant_type = form[0].1,
+            "calling the provider's token endpoint"
+        );
         let request = self
             .client
             .post(self.token_url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form);
         let (status, body) = self.send(request).await?;
+        tracing::trace!(
+            status = status.as_u16(),
+            bytes = body.len(),
+            "provider answered"
+        );
         classify(status, &body, &secrets)
     }
 

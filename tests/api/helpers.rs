@@ -1,7 +1,7 @@
 //! `spawn_app()`: the real router on a real port, with a wiremock upstream standing in for Kick.
 
 use kick_oauth_proxy::config::Settings;
-use kick_oauth_proxy::routes::AppState;
+
 use kick_oauth_proxy::startup::Application;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -25,8 +25,9 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub upstream: MockServer,
     pub http: reqwest::Client,
-    pub state: AppState,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// The config every test starts from, pointing `kick` at `upstream`.
@@ -61,9 +62,9 @@ pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
     let settings = Settings::from_toml_with_env(&toml, []).expect("test config is valid");
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.local_addr();
-    let state = app.state().clone();
+
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
+    let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
     TestApp {
@@ -74,8 +75,9 @@ pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
             .no_proxy()
             .build()
             .expect("client"),
-        state,
-        _shutdown: tx,
+
+        shutdown: Some(tx),
+        server: Some(server),
     }
 }
 
@@ -145,6 +147,21 @@ impl TestApp {
             .iter()
             .map(form_of)
             .collect()
+    }
+
+    /// Starts the same shutdown SIGTERM starts.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for the server to finish shutting down; its result.
+    pub async fn stopped(&mut self) -> std::io::Result<()> {
+        match self.server.take() {
+            Some(handle) => handle.await.expect("server task"),
+            None => Ok(()),
+        }
     }
 
     pub async fn is_healthy(&self) -> bool {

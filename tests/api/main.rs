@@ -1,4 +1,7 @@
 //! Integration tests: the real application on a real port, a wiremock provider behind it.
 
+mod config;
 mod helpers;
+mod lifecycle;
 mod token;
+mod upstream_faults;

@@ -1,0 +1,251 @@
+//! Start-up validation: every refusal the contract lists names its key, exits non-zero, and never
+//! prints the secret.
+
+use kick_oauth_proxy::config::Settings;
+use std::process::Command;
+
+const SECRET: &str = "CANARY-secret-7f3a";
+
+fn base() -> String {
+    format!(
+        r#"
+[providers.kick]
+client_id = "01KCLIENT"
+client_secret = "{SECRET}"
+allowed_redirect_uris = ["http://localhost:1420/auth/callback"]
+"#
+    )
+}
+
+fn load(toml: &str) -> Result<Settings, String> {
+    load_env(toml, &[])
+}
+
+fn load_env(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
+    Settings::from_toml_with_env(
+        toml,
+        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn refused(toml: &str, key: &str) {
+    let message = load(toml).expect_err("config must be refused");
+    assert!(message.contains(key), "message `{message}` names `{key}`");
+    assert!(
+        !message.contains(SECRET),
+        "message `{message}` leaks the secret"
+    );
+}
+
+#[test]
+fn the_shipped_default_config_is_valid_once_a_secret_is_given() {
+    let text = std::fs::read_to_string("config/default.toml").expect("shipped config");
+    let settings = load_env(
+        &text,
+        &[
+            ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", ""),
+            ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET),
+        ],
+    )
+    .expect("valid");
+    let kick = &settings.providers["kick"];
+    assert_eq!(kick.token_url.as_str(), "https://id.kick.com/oauth/token");
+    assert_eq!(kick.timeout.as_secs(), 10);
+    assert_eq!(kick.client_secret.secret(), SECRET);
+}
+
+#[test]
+fn config_refuses_a_missing_client_id() {
+    refused(
+        &base().replace("client_id = \"01KCLIENT\"", ""),
+        "providers.kick.client_id",
+    );
+    refused(&base().replace("01KCLIENT", ""), "providers.kick.client_id");
+}
+
+#[test]
+fn config_refuses_a_missing_secret() {
+    refused(
+        &base().replace(&format!("client_secret = \"{SECRET}\""), ""),
+        "providers.kick.client_secret",
+    );
+}
+
+#[test]
+fn config_refuses_both_secret_and_secret_file() {
+    refused(
+        &base().replace(
+            "client_id =",
+            "client_secret_file = \"/etc/hostname\"\nclient_id =",
+        ),
+        "providers.kick.client_secret",
+    );
+}
+
+#[test]
+fn config_refuses_an_unreadable_secret_file() {
+    let toml = base().replace(
+        &format!("client_secret = \"{SECRET}\""),
+        "client_secret_file = \"/nonexistent/kick_secret\"",
+    );
+    refused(&toml, "providers.kick.client_secret_file");
+}
+
+#[test]
+fn a_secret_file_is_read_without_its_trailing_newline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{SECRET}\n")).expect("write");
+    let toml = base().replace(
+        &format!("client_secret = \"{SECRET}\""),
+        &format!("client_secret_file = \"{}\"", file.display()),
+    );
+    let settings = load(&toml).expect("valid");
+    assert_eq!(settings.providers["kick"].client_secret.secret(), SECRET);
+}
+
+#[test]
+fn config_refuses_an_empty_allowlist_and_fragments() {
+    refused(
+        &base().replace("[\"http://localhost:1420/auth/callback\"]", "[]"),
+        "providers.kick.allowed_redirect_uris",
+    );
+    refused(
+        &base().replace("/auth/callback\"", "/auth/callback#x\""),
+        "providers.kick.allowed_redirect_uris[0]",
+    );
+}
+
+#[test]
+fn config_refuses_plain_http_upstreams_except_loopback() {
+    let with = |url: &str| format!("{}token_url = \"{url}\"\n", base());
+    refused(
+        &with("http://id.kick.com/oauth/token"),
+        "providers.kick.token_url",
+    );
+    refused(
+        &with("http://10.0.0.1/oauth/token"),
+        "providers.kick.token_url",
+    );
+    refused(
+        &with("ftp://id.kick.com/oauth/token"),
+        "providers.kick.token_url",
+    );
+    for ok in [
+        "http://127.0.0.1:9999/oauth/token",
+        "http://localhost:9999/oauth/token",
+        "http://[::1]:9999/oauth/token",
+        "https://id.kick.com/oauth/token",
+    ] {
+        assert!(load(&with(ok)).is_ok(), "{ok} is allowed");
+    }
+}
+
+#[test]
+fn config_refuses_a_timeout_outside_1_to_60_seconds() {
+    for bad in ["0", "61", "-1", "\"ten\""] {
+        refused(
+            &format!("{}timeout_secs = {bad}\n", base()),
+            "providers.kick.timeout_secs",
+        );
+    }
+    assert!(load(&format!("{}timeout_secs = 60\n", base())).is_ok());
+}
+
+#[test]
+fn config_refuses_unknown_keys_and_names_them() {
+    refused(
+        &format!("{}client_secert = \"x\"\n", base()),
+        "client_secert",
+    );
+    refused(
+        &format!("[server]\nlisn = \"x\"\n{}", base()),
+        "server.lisn",
+    );
+}
+
+#[test]
+fn env_overrides_win_and_secrets_stay_strings_whatever_they_look_like() {
+    let settings = load_env(
+        &base(),
+        &[
+            ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", "1e5"),
+            ("KICK_PROXY_PROVIDERS__KICK__CLIENT_ID", "12345"),
+            ("KICK_PROXY_PROVIDERS__KICK__TIMEOUT_SECS", "7"),
+            (
+                "KICK_PROXY_PROVIDERS__KICK__ALLOWED_REDIRECT_URIS",
+                r#"["a://b", "c://d"]"#,
+            ),
+            ("KICK_PROXY_SERVER__LISTEN", "127.0.0.1:9000"),
+            // What Kubernetes injects for a Service named kick-proxy: not ours, ignored.
+            ("KICK_PROXY_PORT", "tcp://10.0.0.1:80"),
+            ("KICK_PROXY_SERVICE_HOST", "10.0.0.1"),
+        ],
+    )
+    .expect("valid");
+    let kick = &settings.providers["kick"];
+    assert_eq!(kick.client_secret.secret(), "1e5");
+    assert_eq!(kick.client_id, "12345");
+    assert_eq!(kick.timeout.as_secs(), 7);
+    assert_eq!(kick.allowed_redirect_uris, ["a://b", "c://d"]);
+    assert_eq!(settings.server.listen.to_string(), "127.0.0.1:9000");
+}
+
+#[test]
+fn a_toml_syntax_error_is_reported_by_line_without_quoting_it() {
+    let toml = base().replace(&format!("\"{SECRET}\""), &format!("\"{SECRET}"));
+    let message = load(&toml).expect_err("refused");
+    assert!(message.contains("line 4"), "{message}");
+    assert!(!message.contains(SECRET), "{message}");
+}
+
+fn binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"));
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("binary runs")
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_the_secret_redacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("proxy.toml");
+    std::fs::write(&file, base()).expect("write");
+    let output = binary(
+        &["check-config", "--config", file.to_str().expect("utf8")],
+        &[("KICK_PROXY_PROVIDERS__KICK__TIMEOUT_SECS", "9")],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("client_secret = \"[redacted]\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("timeout_secs = 9"), "{stdout}");
+    assert!(stdout.contains("token_url = \"https://id.kick.com/oauth/token\""));
+    assert!(!stdout.contains(SECRET));
+}
+
+#[test]
+fn serve_and_check_config_exit_non_zero_naming_the_key_without_printing_the_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("proxy.toml");
+    std::fs::write(&file, format!("{}timeout_secs = 0\n", base())).expect("write");
+    for command in ["check-config", "serve"] {
+        let output = binary(&[command, "--config", file.to_str().expect("utf8")], &[]);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{command}: {all}");
+        assert!(
+            all.contains("providers.kick.timeout_secs"),
+            "{command}: {all}"
+        );
+        assert!(!all.contains(SECRET), "{command}: {all}");
+    }
+}

@@ -1,0 +1,207 @@
+//! Probes, slow clients and shutdown: what an orchestrator and an attacker with a slow socket see.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wiremock::ResponseTemplate;
+
+#[tokio::test]
+async fn health_and_readiness_answer_200_while_serving() {
+    let app = spawn_app().await;
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let response = app.http.get(app.url(path)).send().await.expect("answer");
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.json::<Value>().await.expect("json"),
+            json!({"status": status})
+        );
+    }
+}
+
+#[tokio::test]
+async fn shutdown_turns_readyz_503_and_lets_in_flight_requests_finish() {
+    let mut app = spawn_app_with(|toml| {
+        toml.replace(
+            "shutdown_grace_secs = 5",
+            "shutdown_grace_secs = 5\ndrain_delay_secs = 1",
+        )
+    })
+    .await;
+    app.upstream_answers(
+        ResponseTemplate::new(200)
+            .set_body_json(kick_tokens())
+            .set_delay(Duration::from_millis(1500)),
+        1,
+    )
+    .await;
+    let in_flight = {
+        let http = app.http.clone();
+        let url = app.url("/api/v1/kick/token");
+        tokio::spawn(async move { http.post(url).json(&exchange_body()).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    app.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Draining: still accepting during drain_delay_secs, but not ready.
+    let ready = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("still accepting");
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.json::<Value>().await.expect("json"),
+        json!({"status": "draining"})
+    );
+    assert!(app.is_healthy().await);
+
+    let finished = in_flight
+        .await
+        .expect("task")
+        .expect("in-flight request completes");
+    assert_eq!(finished.status(), 200);
+    assert_eq!(finished.json::<Value>().await.expect("json"), kick_tokens());
+    app.stopped().await.expect("clean stop");
+    assert!(
+        TcpStream::connect(app.addr).await.is_err(),
+        "the listener is closed after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let app = spawn_app().await;
+    let mut socket = TcpStream::connect(app.addr).await.expect("connect");
+    socket
+        .write_all(b"POST /api/v1/kick/token HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+
+    assert!(closed.is_ok(), "the server must drop a slow-header client");
+    // header_read_timeout_secs = 1 in the test config.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(app.is_healthy().await);
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408_after_the_body_deadline() {
+    let app = spawn_app().await;
+    app.upstream_must_not_be_called().await;
+    let mut socket = TcpStream::connect(app.addr).await.expect("connect");
+    socket
+        .write_all(b"POST /api/v1/kick/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"code\":")
+        .await
+        .expect("write");
+
+    let started = Instant::now();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"error\":\"invalid_request\""), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
+    let upstream = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/oauth/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(kick_tokens())
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(&config, config_toml(&upstream.uri())).expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+        .args(["serve", "--config", config.to_str().expect("utf8")])
+        .env("KICK_PROXY_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines_rx.recv())
+            .await
+            .expect("a log line in time")
+            .expect("the process is running");
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if event["message"] == "listening" {
+            break event["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let request = tokio::spawn({
+        let http = http.clone();
+        let url = format!("http://{addr}/api/v1/kick/token");
+        async move { http.post(url).json(&exchange_body()).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+
+    let response = request
+        .await
+        .expect("task")
+        .expect("in-flight request answered");
+    assert_eq!(response.status(), 200);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+}

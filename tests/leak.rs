@@ -1,0 +1,195 @@
+//! Secrets never reach the logs, at any level. The whole flow (successes, provider errors, upstream
+//! faults, rejected input) runs with the real subscriber at TRACE, dependencies included as far as
+//! they are allowed to log, and the captured output is searched for every canary.
+//!
+//! Its own test binary: it installs the process-wide subscriber.
+
+use kick_oauth_proxy::config::Settings;
+use kick_oauth_proxy::startup::Application;
+use kick_oauth_proxy::telemetry;
+use serde_json::json;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+use wiremock::matchers::{body_string_contains, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CLIENT_SECRET: &str = "CANARYclientSECRET0001";
+const CODE: &str = "CANARYcode0002";
+const VERIFIER: &str = "CANARYverifier0003xxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+const REFRESH: &str = "CANARYrefresh0004";
+const ACCESS_OUT: &str = "CANARYaccessOUT0005";
+const REFRESH_OUT: &str = "CANARYrefreshOUT0006";
+const ID_TOKEN_OUT: &str = "CANARYidtokenOUT0007";
+const UPSTREAM_BODY: &str = "CANARYupstreamBODY0008";
+const BEARER: &str = "CANARYbearer0009";
+const BAD_CODE: &str = "CANARY bad code 0010";
+const REDIRECT: &str = "http://localhost:1420/auth/callback";
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut out) = self.0.lock() {
+            out.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_logs_at_trace() {
+    let capture = Capture::default();
+    tracing::subscriber::set_global_default(telemetry::subscriber_with(
+        EnvFilter::new("trace"),
+        true,
+        capture.clone(),
+    ))
+    .expect("first subscriber");
+
+    let upstream = MockServer::start().await;
+    let tokens = json!({
+        "access_token": ACCESS_OUT, "token_type": "Bearer", "expires_in": 7200,
+        "refresh_token": REFRESH_OUT, "scope": "user:read", "id_token": ID_TOKEN_OUT
+    });
+    Mock::given(path("/oauth/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&tokens))
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&tokens))
+        .up_to_n_times(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": "invalid_grant", "error_description": format!("code {CODE} reused {UPSTREAM_BODY}")}),
+        ))
+        .up_to_n_times(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(503).set_body_raw(
+            format!("<html>{UPSTREAM_BODY} {CLIENT_SECRET}</html>"),
+            "text/html",
+        ))
+        .mount(&upstream)
+        .await;
+
+    let settings = Settings::from_toml_with_env(
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[providers.kick]
+client_id = "01KLEAKTEST"
+client_secret = "{CLIENT_SECRET}"
+allowed_redirect_uris = ["{REDIRECT}"]
+token_url = "{}/oauth/token"
+timeout_secs = 2
+"#,
+            upstream.uri()
+        ),
+        [],
+    )
+    .expect("valid config");
+    let printed = format!("{settings:?} {settings:#?}");
+    assert!(
+        !printed.contains(CLIENT_SECRET),
+        "Debug of the settings shows the secret"
+    );
+    let app = Application::build(settings).await.expect("build");
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+
+    let exchange = json!({"code": CODE, "code_verifier": VERIFIER, "redirect_uri": REDIRECT});
+    let statuses = [
+        // Success, then the provider's invalid_grant, then its 503 HTML page.
+        post(&http, &base, "token", exchange.to_string(), "application/json").await,
+        post(&http, &base, "token", exchange.to_string(), "application/json").await,
+        post(&http, &base, "token", exchange.to_string(), "application/json").await,
+        post(&http, &base, "refresh", format!("refresh_token={REFRESH}"), "application/x-www-form-urlencoded").await,
+        // Rejected input carrying would-be secrets.
+        post(&http, &base, "token", json!({"code": BAD_CODE, "code_verifier": VERIFIER, "redirect_uri": REDIRECT}).to_string(), "application/json").await,
+        post(&http, &base, "token", json!({"code": CODE, "code_verifier": VERIFIER, "redirect_uri": format!("{REDIRECT}?{CODE}")}).to_string(), "application/json").await,
+        post(&http, &base, "refresh", format!("{{\"refresh_token\": \"{REFRESH}\""), "application/json").await,
+        post(&http, &base, "refresh", format!("refresh_token={REFRESH}"), "text/plain").await,
+    ];
+    assert_eq!(statuses, [200, 400, 502, 200, 400, 400, 400, 415]);
+    let probe = http
+        .get(format!("{base}/healthz"))
+        .header("authorization", format!("Bearer {BEARER}"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(probe.status(), 200);
+
+    let output = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf8 logs");
+    assert!(
+        output.matches("\"message\":\"request\"").count() >= statuses.len(),
+        "the capture works and holds the request lines:\n{output}"
+    );
+    assert!(output.contains("upstream call failed"), "{output}");
+    assert!(
+        output.contains("\"level\":\"TRACE\""),
+        "the capture runs at TRACE:\n{output}"
+    );
+    eprintln!(
+        "{} bytes of logs captured, e.g.:\n{}",
+        output.len(),
+        output.lines().take(4).collect::<Vec<_>>().join("\n")
+    );
+    for canary in [
+        CLIENT_SECRET,
+        CODE,
+        VERIFIER,
+        REFRESH,
+        ACCESS_OUT,
+        REFRESH_OUT,
+        ID_TOKEN_OUT,
+        UPSTREAM_BODY,
+        BEARER,
+        BAD_CODE,
+        "CANARY",
+    ] {
+        assert!(
+            !output.contains(canary),
+            "`{canary}` leaked into the logs:\n{output}"
+        );
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    endpoint: &str,
+    body: String,
+    content_type: &str,
+) -> u16 {
+    http.post(format!("{base}/api/v1/kick/{endpoint}"))
+        .header("content-type", content_type)
+        .header("authorization", format!("Bearer {BEARER}"))
+        .body(body)
+        .send()
+        .await
+        .expect("proxy answers")
+        .status()
+        .as_u16()
+}
