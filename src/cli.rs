@@ -1,9 +1,11 @@
-//! The command line: `serve`, `check-config`.
+//! The command line: `serve`, `dev`, `check-config`.
 
-use crate::config::{Settings, DEFAULT_CONFIG_PATH};
-use crate::startup::Application;
+use crate::config::{LogFormat, LogSettings, Settings, DEFAULT_CONFIG_PATH};
+use crate::dev::DevEnvironment;
+use crate::startup::{shutdown_signal, Application};
 use crate::telemetry;
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,6 +26,16 @@ pub enum Command {
         /// TOML config file; `KICK_PROXY_<SECTION>__<KEY>` variables override it.
         #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
+    },
+    /// Run the Kick emulator and the proxy on loopback, log in once as a desktop app would, and keep
+    /// serving. Needs no credentials and no network.
+    Dev {
+        /// Where the proxy listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Exit after the self-check (0 when the login worked).
+        #[arg(long)]
+        check: bool,
     },
     /// Validate the config and print the effective settings, secrets redacted.
     CheckConfig {
@@ -57,6 +69,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Dev { listen, check } => dev(listen, check).await,
         Command::CheckConfig { config } => match load(&config) {
             Some(settings) => {
                 print!("{}", settings.redacted_toml());
@@ -65,6 +78,47 @@ pub async fn run(cli: Cli) -> ExitCode {
             None => ExitCode::from(2),
         },
     }
+}
+
+async fn dev(listen: SocketAddr, check: bool) -> ExitCode {
+    telemetry::init(&LogSettings {
+        format: LogFormat::Text,
+        filter: "warn".to_owned(),
+    });
+    let env = match DevEnvironment::start(listen).await {
+        Ok(env) => env,
+        Err(error) => {
+            eprintln!("kick-oauth-proxy dev: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Kick emulator  {}", env.emulator.base_url());
+    println!(
+        "proxy          {}  (client {}, secret from the emulator)",
+        env.proxy_url(),
+        env.client.client_id
+    );
+    println!();
+    println!("Logging in as a desktop app would:");
+    let result = env.self_check(&mut |line| println!("  {line}")).await;
+    match &result {
+        Ok(()) => println!("Login flow OK: PKCE, authorize, callback, exchange, refresh, revoke."),
+        Err(error) => println!("Login flow FAILED at {error}"),
+    }
+    if check || result.is_err() {
+        env.shutdown().await;
+        return if result.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    println!();
+    print!("{}", env.try_it());
+    println!("Serving until Ctrl-C.");
+    shutdown_signal().await;
+    env.shutdown().await;
+    ExitCode::SUCCESS
 }
 
 fn load(path: &std::path::Path) -> Option<Settings> {

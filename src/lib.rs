@@ -14,10 +14,12 @@
 //! - [`error`]: [`error::ApiError`], the one error type, rendered as the contract's JSON;
 //! - [`secret`]: newtypes that never print their value;
 //! - [`telemetry`]: JSON/text logs with dependency output capped;
-//! - [`cli`]: `serve` and `check-config`.
+//! - [`dev`]: `dev` mode, the emulator and the proxy on loopback with a self-check login;
+//! - [`cli`]: `serve`, `dev` and `check-config`.
 
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod error;
 pub mod oauth;
 pub mod routes;

@@ -1,6 +1,6 @@
 //! The HTTP surface: one [`router`] assembles the routes and layers; tests drive the same router.
 //!
-//! - [`token`]: `POST /api/v1/{provider}/token` and `/refresh`;
+//! - [`token`]: `POST /api/v1/{provider}/token`, `/refresh` and `/revoke`;
 //! - [`health`]: `GET /healthz`, `GET /readyz`;
 //! - [`input`]: body decoding and the contract's input rules;
 //! - here: shared state, the per-request log line, 404/405 in the JSON error shape.
@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/{provider}/token", post(token::token))
         .route("/api/v1/{provider}/refresh", post(token::refresh))
+        .route("/api/v1/{provider}/revoke", post(token::revoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

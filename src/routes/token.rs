@@ -1,10 +1,10 @@
-//! `POST /api/v1/{provider}/token` (RFC 6749 §4.1.3 + RFC 7636 §4.5) and
-//! `POST /api/v1/{provider}/refresh` (RFC 6749 §6).
+//! `POST /api/v1/{provider}/token` (RFC 6749 §4.1.3 + RFC 7636 §4.5),
+//! `POST /api/v1/{provider}/refresh` (RFC 6749 §6) and `POST /api/v1/{provider}/revoke` (RFC 7009).
 //!
 //! Order of checks: provider (404), content type (415), size (413), body (400), field rules (400);
 //! only then the provider is called, once.
 
-use super::input::{read_fields, CodeExchange, Fields, Refresh};
+use super::input::{read_fields, CodeExchange, Fields, Refresh, Revocation, TokenTypeHint};
 use super::{AppState, Outcome, Provider};
 use crate::error::{json_response, ApiError};
 use crate::oauth::OAuthErrorCode;
@@ -21,6 +21,8 @@ pub enum Endpoint {
     Token,
     /// Refresh-token grant.
     Refresh,
+    /// Token revocation.
+    Revoke,
 }
 
 impl Endpoint {
@@ -29,6 +31,7 @@ impl Endpoint {
         match self {
             Self::Token => "token",
             Self::Refresh => "refresh",
+            Self::Revoke => "revoke",
         }
     }
 }
@@ -49,6 +52,16 @@ pub async fn refresh(
     request: Request,
 ) -> Response {
     serve(state, provider, Endpoint::Refresh, request).await
+}
+
+/// `POST /api/v1/{provider}/revoke`: `token`, optional `token_type_hint` → 200 `{}`, also for
+/// unknown tokens (RFC 7009 §2.2).
+pub async fn revoke(
+    State(state): State<AppState>,
+    provider: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    serve(state, provider, Endpoint::Revoke, request).await
 }
 
 async fn serve(
@@ -114,22 +127,40 @@ async fn redeem(
                 .token(Grant::RefreshToken(&input.refresh_token))
                 .await
         }
+        Endpoint::Revoke => {
+            if !provider.upstream.can_revoke() {
+                return Err(ApiError::NotFound);
+            }
+            let input = Revocation::from_fields(fields)?;
+            let hint = input.token_type_hint.map(TokenTypeHint::as_str);
+            return match provider.upstream.revoke(&input.token, hint).await {
+                Ok(_) => Ok(b"{}".to_vec()),
+                Err(error) => Err(upstream_error(provider, error)),
+            };
+        }
     };
     match answer {
         Ok(answer) => Ok(answer.value.to_json()),
-        Err(UpstreamError::Grant {
+        Err(error) => Err(upstream_error(provider, error)),
+    }
+}
+
+/// A provider's grant error is the caller's (400); anything else is a 502 naming the provider.
+fn upstream_error(provider: &Provider, error: UpstreamError) -> ApiError {
+    match error {
+        UpstreamError::Grant {
             code,
             description,
             status,
-        }) => Err(ApiError::Grant {
+        } => ApiError::Grant {
             code,
             description,
             upstream_status: status.as_u16(),
-        }),
-        Err(source) => Err(ApiError::Upstream {
+        },
+        source => ApiError::Upstream {
             provider: provider.label.clone(),
             source,
-        }),
+        },
     }
 }
 

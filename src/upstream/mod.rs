@@ -9,7 +9,7 @@ use crate::config::ProviderSettings;
 use crate::oauth::{
     sanitize_description, OAuthErrorCode, RequestSecrets, TokenResponse, TokenResponseError,
 };
-use crate::secret::{AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken};
+use crate::secret::{AnyToken, AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -132,6 +132,7 @@ pub enum Grant<'a> {
 pub struct Upstream {
     client: reqwest::Client,
     token_url: Url,
+    revoke_url: Option<Url>,
     client_id: String,
     client_secret: ClientSecret,
     timeout: Duration,
@@ -157,6 +158,7 @@ impl ProviderSettings {
         Ok(Upstream {
             client: self.client()?,
             token_url: self.token_url.clone(),
+            revoke_url: self.revoke_url.clone(),
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             timeout: self.timeout,
@@ -211,6 +213,49 @@ impl Upstream {
             "provider answered"
         );
         classify(status, &body, &secrets)
+    }
+
+    /// True when the provider has a revocation endpoint.
+    pub fn can_revoke(&self) -> bool {
+        self.revoke_url.is_some()
+    }
+
+    /// Revokes a token the way Kick documents it: `POST {revoke_url}?token=…&token_hint_type=…`
+    /// (query string, Kick's own parameter name), answered `200 OK`.
+    ///
+    /// RFC 7009 §2.2: an unknown or already invalid token is not an error, so a provider's
+    /// `invalid_grant`/`invalid_token` counts as revoked.
+    pub async fn revoke(
+        &self,
+        token: &AnyToken,
+        hint: Option<&str>,
+    ) -> Result<StatusCode, UpstreamError> {
+        let Some(revoke_url) = &self.revoke_url else {
+            return Err(UpstreamError::Unexpected(StatusCode::NOT_FOUND));
+        };
+        let mut url = revoke_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("token", token.secret());
+            if let Some(hint) = hint {
+                query.append_pair("token_hint_type", hint);
+            }
+        }
+        tracing::debug!(hint, "calling the provider's revocation endpoint");
+        let request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let (status, body) = self.send(request).await?;
+        tracing::trace!(
+            status = status.as_u16(),
+            bytes = body.len(),
+            "provider answered"
+        );
+        let secrets = RequestSecrets {
+            values: vec![token.secret()],
+        };
+        classify_revoke(status, &body, &secrets)
     }
 
     /// Sends and reads the whole (capped) body under one deadline.
@@ -309,6 +354,26 @@ pub fn classify(
     }
 }
 
+/// Sorts a revocation answer: any 2xx is success (Kick answers `OK`, RFC 7009 an empty body).
+pub fn classify_revoke(
+    status: StatusCode,
+    body: &[u8],
+    secrets: &RequestSecrets<'_>,
+) -> Result<StatusCode, UpstreamError> {
+    if status.is_success() {
+        return Ok(status);
+    }
+    match classify(status, body, secrets) {
+        Err(UpstreamError::Grant { code, .. })
+            if matches!(code.as_str(), "invalid_grant" | "invalid_token") =>
+        {
+            Ok(status)
+        }
+        Err(other) => Err(other),
+        Ok(_) => Err(UpstreamError::Unexpected(status)),
+    }
+}
+
 fn looks_like_html(body: &[u8]) -> bool {
     body.iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -326,6 +391,32 @@ mod tests {
             body.as_bytes(),
             &secrets,
         )
+    }
+
+    #[test]
+    fn revocation_treats_unknown_tokens_as_revoked() {
+        let secrets = RequestSecrets::default();
+        let revoke = |status: u16, body: &str| {
+            classify_revoke(
+                StatusCode::from_u16(status).expect("status"),
+                body.as_bytes(),
+                &secrets,
+            )
+        };
+        assert!(revoke(200, "OK").is_ok());
+        assert!(revoke(400, r#"{"error":"invalid_grant"}"#).is_ok());
+        assert!(matches!(
+            revoke(400, r#"{"error":"unsupported_token_type"}"#),
+            Err(UpstreamError::Grant { .. })
+        ));
+        assert!(matches!(
+            revoke(401, r#"{"error":"invalid_client"}"#),
+            Err(UpstreamError::Refused { .. })
+        ));
+        assert!(matches!(
+            revoke(503, ""),
+            Err(UpstreamError::ServerError(_))
+        ));
     }
 
     #[test]

@@ -3,5 +3,6 @@
 mod config;
 mod helpers;
 mod lifecycle;
+mod revoke;
 mod token;
 mod upstream_faults;

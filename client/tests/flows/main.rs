@@ -1,0 +1,6 @@
+//! End-to-end behaviour of the client against a fake proxy (wiremock) and a fake browser (reqwest).
+
+mod helpers;
+mod login;
+mod manager;
+mod proxy;
