@@ -1,7 +1,8 @@
-//! The command line: `serve`, `dev`, `check-config`.
+//! The command line: `serve`, `dev`, `login`, `check-config`.
 
 use crate::config::{LogFormat, LogSettings, Settings, DEFAULT_CONFIG_PATH};
 use crate::dev::DevEnvironment;
+use crate::login::{LoginAction, LoginError, LoginOptions};
 use crate::startup::{shutdown_signal, Application};
 use crate::telemetry;
 use clap::{Parser, Subcommand};
@@ -37,12 +38,57 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Log in through a proxy as a desktop app does (PKCE, loopback callback, exchange) and store
+    /// the tokens; or refresh or revoke the stored ones.
+    Login(LoginArgs),
     /// Validate the config and print the effective settings, secrets redacted.
     CheckConfig {
         /// TOML config file.
         #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+}
+
+/// `login` arguments.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The proxy's base URL.
+    #[arg(long)]
+    pub proxy: String,
+    /// Your app's client id (public); needed to log in.
+    #[arg(long, required_unless_present_any = ["refresh", "revoke"])]
+    pub client_id: Option<String>,
+    /// The provider (the `{provider}` path segment).
+    #[arg(long, default_value = "kick")]
+    pub provider: String,
+    /// A loopback redirect URI registered at the provider and allowed by the proxy.
+    #[arg(long, default_value = crate::dev::DEV_REDIRECT_URI)]
+    pub redirect_uri: String,
+    /// A scope to ask for; repeat for several.
+    #[arg(long = "scope", default_values_t = ["user:read".to_owned()])]
+    pub scopes: Vec<String>,
+    /// The provider's authorization endpoint.
+    #[arg(long, default_value = kick_oauth_client::KICK_AUTHORIZE_URL)]
+    pub authorize_url: String,
+    /// Token file (default: ~/.config/kick-oauth-proxy/<provider>-tokens.json).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Fetch the authorize URL and follow its redirect instead of using a browser (dev mode's
+    /// emulator approves at once).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Print the URL without trying to open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Seconds to wait for the browser's redirect.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Refresh the stored tokens now.
+    #[arg(long, conflicts_with = "revoke")]
+    pub refresh: bool,
+    /// Revoke the stored tokens and delete them.
+    #[arg(long)]
+    pub revoke: bool,
 }
 
 /// Runs the parsed command; the process exit code.
@@ -70,6 +116,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Dev { listen, check } => dev(listen, check).await,
+        Command::Login(args) => login(args).await,
         Command::CheckConfig { config } => match load(&config) {
             Some(settings) => {
                 print!("{}", settings.redacted_toml());
@@ -77,6 +124,40 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             None => ExitCode::from(2),
         },
+    }
+}
+
+async fn login(args: LoginArgs) -> ExitCode {
+    let action = if args.refresh {
+        LoginAction::Refresh
+    } else if args.revoke {
+        LoginAction::Revoke
+    } else {
+        LoginAction::Login
+    };
+    let options = LoginOptions {
+        store: args
+            .store
+            .unwrap_or_else(|| crate::login::default_store(&args.provider)),
+        proxy: args.proxy,
+        provider: args.provider,
+        client_id: args.client_id,
+        redirect_uri: args.redirect_uri,
+        scopes: args.scopes,
+        authorize_url: args.authorize_url,
+        auto_approve: args.auto_approve,
+        no_browser: args.no_browser,
+        timeout: std::time::Duration::from_secs(args.timeout_secs),
+    };
+    match crate::login::run(&options, action, &mut |line| println!("{line}")).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kick-oauth-proxy login: {error}");
+            if matches!(&error, LoginError::Client(e) if e.is_login_required()) {
+                eprintln!("The grant is gone: log in again.");
+            }
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -15,12 +15,14 @@
 //! - [`secret`]: newtypes that never print their value;
 //! - [`telemetry`]: JSON/text logs with dependency output capped;
 //! - [`dev`]: `dev` mode, the emulator and the proxy on loopback with a self-check login;
-//! - [`cli`]: `serve`, `dev` and `check-config`.
+//! - [`login`]: `login`, the desktop flow from a terminal through the client crate;
+//! - [`cli`]: `serve`, `dev`, `login` and `check-config`.
 
 pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod login;
 pub mod oauth;
 pub mod routes;
 pub mod secret;

@@ -25,6 +25,7 @@ const ID_TOKEN_OUT: &str = "CANARYidtokenOUT0007";
 const UPSTREAM_BODY: &str = "CANARYupstreamBODY0008";
 const BEARER: &str = "CANARYbearer0009";
 const BAD_CODE: &str = "CANARY bad code 0010";
+const REVOKED: &str = "CANARYrevoked0011";
 const REDIRECT: &str = "http://localhost:1420/auth/callback";
 
 #[derive(Clone, Default)]
@@ -64,6 +65,10 @@ async fn no_secret_reaches_the_logs_at_trace() {
         "access_token": ACCESS_OUT, "token_type": "Bearer", "expires_in": 7200,
         "refresh_token": REFRESH_OUT, "scope": "user:read", "id_token": ID_TOKEN_OUT
     });
+    Mock::given(path("/oauth/revoke"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("OK"))
+        .mount(&upstream)
+        .await;
     Mock::given(path("/oauth/token"))
         .and(body_string_contains("grant_type=refresh_token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(&tokens))
@@ -98,10 +103,11 @@ listen = "127.0.0.1:0"
 client_id = "01KLEAKTEST"
 client_secret = "{CLIENT_SECRET}"
 allowed_redirect_uris = ["{REDIRECT}"]
-token_url = "{}/oauth/token"
+token_url = "{uri}/oauth/token"
+revoke_url = "{uri}/oauth/revoke"
 timeout_secs = 2
 "#,
-            upstream.uri()
+            uri = upstream.uri()
         ),
         [],
     )
@@ -131,8 +137,11 @@ timeout_secs = 2
         post(&http, &base, "token", json!({"code": CODE, "code_verifier": VERIFIER, "redirect_uri": format!("{REDIRECT}?{CODE}")}).to_string(), "application/json").await,
         post(&http, &base, "refresh", format!("{{\"refresh_token\": \"{REFRESH}\""), "application/json").await,
         post(&http, &base, "refresh", format!("refresh_token={REFRESH}"), "text/plain").await,
+        // The token travels to Kick in the revoke URL's query string.
+        post(&http, &base, "revoke", format!("token={REVOKED}&token_type_hint=refresh_token"), "application/x-www-form-urlencoded").await,
     ];
-    assert_eq!(statuses, [200, 400, 502, 200, 400, 400, 400, 415]);
+    assert_eq!(statuses, [200, 400, 502, 200, 400, 400, 400, 415, 200]);
+    let live_tokens = emulator_flow().await;
     let probe = http
         .get(format!("{base}/healthz"))
         .header("authorization", format!("Bearer {BEARER}"))
@@ -167,13 +176,75 @@ timeout_secs = 2
         UPSTREAM_BODY,
         BEARER,
         BAD_CODE,
+        REVOKED,
         "CANARY",
-    ] {
+    ]
+    .into_iter()
+    .chain(live_tokens.iter().map(String::as_str))
+    {
         assert!(
             !output.contains(canary),
             "`{canary}` leaked into the logs:\n{output}"
         );
     }
+}
+
+/// The dev environment (real emulator, real proxy, the client crate) through a whole login and a
+/// faulty provider; returns every code and token that went by, to search the logs for.
+async fn emulator_flow() -> Vec<String> {
+    use kick_oauth_client::{parse_callback_url, AuthorizeRequest, ProxyClient, TokenTypeHint};
+    use kick_oauth_proxy::dev::{DevEnvironment, DEV_REDIRECT_URI};
+
+    let env = DevEnvironment::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("dev environment");
+    env.self_check(&mut |line| tracing::info!(%line, "self-check"))
+        .await
+        .expect("self-check");
+
+    let (url, pending) = AuthorizeRequest::new(&env.client.client_id, DEV_REDIRECT_URI)
+        .authorize_url(env.emulator.authorize_url())
+        .build()
+        .expect("authorize URL");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let answer = http.get(url.as_str()).send().await.expect("authorize");
+    let location = answer.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let code = parse_callback_url(&location, &pending).expect("code");
+    let proxy = ProxyClient::new(env.proxy_url(), "kick").expect("proxy client");
+    let tokens = proxy
+        .exchange(&code, pending.verifier(), pending.redirect_uri())
+        .await
+        .expect("exchange");
+    let refresh = tokens.refresh_token.clone().expect("refresh token");
+    let refreshed = proxy.refresh(&refresh).await.expect("refresh");
+    let newest = refreshed.refresh_token.clone().expect("new refresh token");
+    env.emulator
+        .set_fault(kick_emulator::Fault::ConnectionResetAfterProcessing);
+    let _ = proxy.refresh(&newest).await;
+    env.emulator.set_fault(kick_emulator::Fault::HtmlChallenge);
+    let _ = proxy.refresh(&newest).await;
+    env.emulator.clear_fault();
+    proxy
+        .revoke(newest.secret(), Some(TokenTypeHint::RefreshToken))
+        .await
+        .expect("revoke");
+    let collected = vec![
+        code.secret().to_owned(),
+        pending.verifier().secret().to_owned(),
+        tokens.access_token.secret().to_owned(),
+        refresh.secret().to_owned(),
+        refreshed.access_token.secret().to_owned(),
+        newest.secret().to_owned(),
+        env.client.client_secret.clone(),
+    ];
+    env.shutdown().await;
+    collected
 }
 
 async fn post(

@@ -1,8 +1,13 @@
 //! Integration tests: the real application on a real port, a wiremock provider behind it.
 
 mod config;
+mod e2e;
 mod helpers;
 mod lifecycle;
+mod oauth2_crate;
+mod login_command;
+mod redirect_allowlist;
 mod revoke;
 mod token;
 mod upstream_faults;
+mod validation;

@@ -1,0 +1,239 @@
+//! `kick-oauth-proxy login`: the desktop side of the flow from a terminal, built on the
+//! `kick-oauth-client` crate exactly as an app would use it.
+//!
+//! Log in: print (and try to open) the authorize URL, wait on the loopback callback, exchange the
+//! code through the proxy, store the tokens (mode 0600), print a redacted summary. `--refresh` and
+//! `--revoke` act on the stored tokens. `--auto-approve` fetches the authorize URL itself and
+//! follows the redirect to the callback, for the emulator of `dev` mode, which approves at once.
+
+use kick_oauth_client::{
+    AuthorizeRequest, CallbackListener, Error as ClientError, FileTokenStore, ProxyClient, Scope,
+    TokenManager, TokenSet, TokenStore,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What `login` was asked to do.
+#[derive(Debug, Clone)]
+pub struct LoginOptions {
+    /// The proxy's base URL, e.g. `https://proxy.example.com`.
+    pub proxy: String,
+    /// The `{provider}` path segment.
+    pub provider: String,
+    /// The app's client id (public); needed to log in, not to refresh or revoke.
+    pub client_id: Option<String>,
+    /// A loopback `http://localhost:PORT/path` redirect URI the proxy allows.
+    pub redirect_uri: String,
+    /// Scopes to ask for.
+    pub scopes: Vec<String>,
+    /// The provider's authorization endpoint.
+    pub authorize_url: String,
+    /// Where tokens are kept.
+    pub store: PathBuf,
+    /// Fetch the authorize URL and follow its redirect instead of using a browser (emulator).
+    pub auto_approve: bool,
+    /// Do not try to open a browser.
+    pub no_browser: bool,
+    /// How long to wait for the callback.
+    pub timeout: Duration,
+}
+
+/// What to do with the options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAction {
+    /// A new login.
+    Login,
+    /// Refresh the stored tokens now.
+    Refresh,
+    /// Revoke the stored tokens and forget them.
+    Revoke,
+}
+
+/// A failed `login`; the message never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// From the client library (its errors carry no token values).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The default token file: `$XDG_CONFIG_HOME/kick-oauth-proxy/<provider>-tokens.json`, else
+/// `$HOME/.config/…`, else the current directory.
+pub fn default_store(provider: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("kick-oauth-proxy")
+        .join(format!("{provider}-tokens.json"))
+}
+
+/// Runs `action`, printing progress through `say`.
+pub async fn run(
+    options: &LoginOptions,
+    action: LoginAction,
+    say: &mut dyn FnMut(String),
+) -> Result<(), LoginError> {
+    let proxy = ProxyClient::new(options.proxy.clone(), options.provider.clone())?;
+    let store: Arc<dyn TokenStore> = Arc::new(FileTokenStore::new(options.store.clone()));
+    let manager = TokenManager::builder(proxy, store).build().await?;
+    match action {
+        LoginAction::Login => login(options, &manager, say).await,
+        LoginAction::Refresh => {
+            if manager.current().is_none() {
+                return Err(LoginError::Other(format!(
+                    "no tokens stored in {}: log in first",
+                    options.store.display()
+                )));
+            }
+            manager.force_refresh().await?;
+            say("Refreshed.".to_owned());
+            summary(options, manager.current(), say);
+            Ok(())
+        }
+        LoginAction::Revoke => {
+            if manager.current().is_none() {
+                say(format!("No tokens stored in {}.", options.store.display()));
+                return Ok(());
+            }
+            manager.logout().await?;
+            say(format!(
+                "Revoked the refresh and access tokens and removed {}.",
+                options.store.display()
+            ));
+            Ok(())
+        }
+    }
+}
+
+async fn login(
+    options: &LoginOptions,
+    manager: &TokenManager,
+    say: &mut dyn FnMut(String),
+) -> Result<(), LoginError> {
+    let client_id = options
+        .client_id
+        .clone()
+        .ok_or_else(|| LoginError::Other("--client-id is required to log in".to_owned()))?;
+    let listener = CallbackListener::bind(&options.redirect_uri)
+        .await?
+        .timeout(options.timeout);
+    let (url, pending) = AuthorizeRequest::new(client_id, listener.redirect_uri())
+        .authorize_url(options.authorize_url.clone())
+        .scopes(
+            options
+                .scopes
+                .iter()
+                .filter_map(|s| s.parse::<Scope>().ok()),
+        )
+        .build()?;
+    say(format!("Open this URL to log in:\n\n  {url}\n"));
+    let browser = if options.auto_approve {
+        say("--auto-approve: fetching it and following the redirect to the callback.".to_owned());
+        Some(tokio::spawn(approve(url.to_string())))
+    } else {
+        if !options.no_browser {
+            open_browser(url.as_str());
+        }
+        say(format!(
+            "Waiting for the redirect to {} …",
+            listener.redirect_uri()
+        ));
+        None
+    };
+    let code = listener.wait(&pending).await?;
+    if let Some(browser) = browser {
+        match browser.await {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(LoginError::Other(message)),
+            Err(e) => return Err(LoginError::Other(format!("approval task failed: {e}"))),
+        }
+    }
+    say("Callback received; state matches. Exchanging the code through the proxy …".to_owned());
+    let tokens = manager.complete_login(&code, &pending).await?;
+    say("Logged in.".to_owned());
+    summary(options, Some(tokens), say);
+    Ok(())
+}
+
+/// What a browser does when the provider approves at once: fetch, follow one redirect.
+async fn approve(url: String) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {}", e.without_url()))?;
+    let answer = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("authorize request failed: {}", e.without_url()))?;
+    let location = answer
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            format!(
+                "the authorize endpoint did not redirect (HTTP {}); --auto-approve needs the emulator",
+                answer.status()
+            )
+        })?
+        .to_owned();
+    http.get(location)
+        .send()
+        .await
+        .map_err(|e| format!("callback request failed: {}", e.without_url()))?;
+    Ok(())
+}
+
+fn open_browser(url: &str) {
+    let opener: Option<(&str, Vec<&str>)> = if cfg!(target_os = "macos") {
+        Some(("open", vec![url]))
+    } else if cfg!(windows) {
+        Some(("cmd", vec!["/C", "start", "", url]))
+    } else if cfg!(unix) {
+        Some(("xdg-open", vec![url]))
+    } else {
+        None
+    };
+    if let Some((program, args)) = opener {
+        let _ = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+}
+
+fn summary(options: &LoginOptions, tokens: Option<TokenSet>, say: &mut dyn FnMut(String)) {
+    let Some(tokens) = tokens else {
+        return;
+    };
+    let left = tokens.remaining(SystemTime::now()).as_secs();
+    say(format!(
+        "  access token   [redacted, {} chars], expires in {}h{:02}m",
+        tokens.access_token.secret().len(),
+        left / 3600,
+        (left % 3600) / 60
+    ));
+    say(format!(
+        "  refresh token  {}",
+        if tokens.refresh_token.is_some() {
+            "[redacted], stored"
+        } else {
+            "none"
+        }
+    ));
+    if let Some(scope) = &tokens.scope {
+        say(format!("  scope          {scope}"));
+    }
+    say(format!(
+        "  stored in      {} (mode 0600)",
+        options.store.display()
+    ));
+}
