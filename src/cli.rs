@@ -34,6 +34,9 @@ pub enum Command {
         /// Where the proxy listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Where the Kick emulator listens.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        emulator_listen: SocketAddr,
         /// Exit after the self-check (0 when the login worked).
         #[arg(long)]
         check: bool,
@@ -115,7 +118,11 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Dev { listen, check } => dev(listen, check).await,
+        Command::Dev {
+            listen,
+            emulator_listen,
+            check,
+        } => dev(listen, emulator_listen, check).await,
         Command::Login(args) => login(args).await,
         Command::CheckConfig { config } => match load(&config) {
             Some(settings) => {
@@ -161,12 +168,12 @@ async fn login(args: LoginArgs) -> ExitCode {
     }
 }
 
-async fn dev(listen: SocketAddr, check: bool) -> ExitCode {
+async fn dev(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -> ExitCode {
     telemetry::init(&LogSettings {
         format: LogFormat::Text,
         filter: "warn".to_owned(),
     });
-    let env = match DevEnvironment::start(listen).await {
+    let env = match DevEnvironment::start_with(listen, emulator_listen).await {
         Ok(env) => env,
         Err(error) => {
             eprintln!("kick-oauth-proxy dev: cannot start: {error}");

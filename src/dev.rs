@@ -49,8 +49,24 @@ pub struct DevEnvironment {
 impl DevEnvironment {
     /// Starts the emulator on a free loopback port and the proxy on `listen`.
     pub async fn start(listen: SocketAddr) -> Result<Self, DevError> {
+        Self::start_with(listen, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts the emulator on `emulator_listen` and the proxy on `listen`.
+    pub async fn start_with(
+        listen: SocketAddr,
+        emulator_listen: SocketAddr,
+    ) -> Result<Self, DevError> {
         let client = RegisteredClient::emulator_default();
-        let emulator = Emulator::start(EmulatorConfig::default())
+        let emulator_socket = tokio::net::TcpListener::bind(emulator_listen)
+            .await
+            .map_err(|e| {
+                failed(
+                    "emulator",
+                    format!("cannot listen on {emulator_listen}: {e}"),
+                )
+            })?;
+        let emulator = Emulator::start_on(emulator_socket, EmulatorConfig::default())
             .await
             .map_err(|e| failed("emulator", e))?;
         let uris = client
