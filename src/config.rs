@@ -46,8 +46,108 @@ pub struct Settings {
     pub server: ServerSettings,
     /// `[log]`: log format and filter.
     pub log: LogSettings,
+    /// `[replay]`: idempotent replay of successful exchanges and refreshes.
+    pub replay: ReplaySettings,
+    /// `[limits]`: load shedding and the upstream circuit breaker.
+    pub limits: LimitSettings,
+    /// `[rate_limit]`: per-client-IP token buckets.
+    pub rate_limit: RateLimitSettings,
     /// `[providers.<name>]`: one entry per `{provider}` path segment.
     pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+/// `[replay]`: after a successful exchange or refresh, an identical retry within the window gets
+/// the identical response without a second upstream call. Entries are indexed and encrypted with
+/// keys derived from the request's own secret inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplaySettings {
+    /// Seconds a response is kept; 0 disables replay.
+    pub window_secs: u64,
+    /// At most this many entries.
+    pub max_entries: usize,
+    /// At most this many bytes of stored (encrypted) responses.
+    pub max_bytes: usize,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        Self {
+            window_secs: 60,
+            max_entries: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[limits]`: answer 503 at once instead of queueing, and stop calling a failing provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// API requests served at once; more get 503 `temporarily_unavailable` immediately.
+    pub max_concurrent_requests: usize,
+    /// Provider calls in flight at once, all providers together; more get 503 immediately.
+    pub max_upstream_calls: usize,
+    /// Consecutive provider failures (timeouts, 5xx, connect errors) that open the breaker.
+    pub breaker_failures: u32,
+    /// While open, requests fail fast with 503 for this long; then one probe goes through.
+    pub breaker_cooldown_secs: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_requests: 1024,
+            max_upstream_calls: 256,
+            breaker_failures: 5,
+            breaker_cooldown_secs: 15,
+        }
+    }
+}
+
+/// One endpoint's token bucket.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    /// Sustained requests per minute per client IP; 0 disables the limit.
+    pub per_minute: u32,
+    /// Requests allowed in a burst.
+    pub burst: u32,
+}
+
+/// `[rate_limit]`: per client IP and endpoint. The client IP is the socket's peer unless the peer
+/// is a trusted proxy, then the rightmost untrusted `X-Forwarded-For` hop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// CIDRs of proxies (ingress, load balancer) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// `POST /api/v1/{provider}/token`.
+    pub token: Bucket,
+    /// `POST /api/v1/{provider}/refresh`.
+    pub refresh: Bucket,
+    /// `POST /api/v1/{provider}/revoke`.
+    pub revoke: Bucket,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            token: Bucket {
+                per_minute: 30,
+                burst: 10,
+            },
+            refresh: Bucket {
+                per_minute: 60,
+                burst: 20,
+            },
+            revoke: Bucket {
+                per_minute: 30,
+                burst: 10,
+            },
+        }
+    }
 }
 
 /// `[server]`.
@@ -65,6 +165,9 @@ pub struct ServerSettings {
     pub drain_delay_secs: u64,
     /// On SIGTERM/SIGINT: how long in-flight requests may take to finish once the listener closed.
     pub shutdown_grace_secs: u64,
+    /// Browser origins (exact `scheme://host[:port]`) allowed by CORS, for webview clients; empty
+    /// turns CORS off.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -75,6 +178,7 @@ impl Default for ServerSettings {
             body_read_timeout_secs: 5,
             drain_delay_secs: 0,
             shutdown_grace_secs: 20,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -131,6 +235,12 @@ struct RawSettings {
     server: ServerSettings,
     #[serde(default)]
     log: LogSettings,
+    #[serde(default)]
+    replay: ReplaySettings,
+    #[serde(default)]
+    limits: LimitSettings,
+    #[serde(default)]
+    rate_limit: RateLimitSettings,
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
 }
@@ -251,12 +361,30 @@ impl Settings {
     }
 }
 
+/// Keys whose environment value is a TOML array.
+const LIST_KEYS: [&str; 3] = [
+    "allowed_redirect_uris",
+    "trusted_proxies",
+    "cors_allowed_origins",
+];
+/// Keys whose environment value is a number (besides every `*_secs`).
+const NUMBER_KEYS: [&str; 7] = [
+    "max_entries",
+    "max_bytes",
+    "max_concurrent_requests",
+    "max_upstream_calls",
+    "breaker_failures",
+    "per_minute",
+    "burst",
+];
+
 /// Environment values are strings; a list key takes a TOML/JSON array (`["a","b"]`) and a number
 /// key a number. Secrets and ids stay strings whatever they look like.
 fn env_value(dotted: &str, value: &str) -> figment::value::Value {
     use figment::value::Value;
-    let is_list = dotted.ends_with("allowed_redirect_uris");
-    let is_number = dotted.ends_with("_secs");
+    let last = dotted.rsplit('.').next().unwrap_or(dotted);
+    let is_list = LIST_KEYS.contains(&last);
+    let is_number = last.ends_with("_secs") || NUMBER_KEYS.contains(&last);
     if is_list || is_number {
         if let Ok(parsed) = format!("v = {value}").parse::<toml::Table>() {
             if let Some(v) = parsed.get("v") {
@@ -326,9 +454,39 @@ impl RawSettings {
             .into_iter()
             .map(|(name, raw)| validate_provider(&name, raw).map(|p| (name, p)))
             .collect::<Result<_, _>>()?;
+        for (i, cidr) in self.rate_limit.trusted_proxies.iter().enumerate() {
+            if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
+                return Err(ConfigError::new(
+                    format!("rate_limit.trusted_proxies[{i}]"),
+                    "is not an IP address or CIDR (e.g. 10.0.0.0/8)",
+                ));
+            }
+        }
+        for (i, origin) in server.cors_allowed_origins.iter().enumerate() {
+            let valid = Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.origin().ascii_serialization() == *origin
+            });
+            if !valid {
+                return Err(ConfigError::new(
+                    format!("server.cors_allowed_origins[{i}]"),
+                    "must be an exact origin such as https://app.example.com (no path, no trailing slash)",
+                ));
+            }
+        }
+        if self.limits.max_concurrent_requests == 0 || self.limits.max_upstream_calls == 0 {
+            return Err(ConfigError::new(
+                "limits",
+                "max_concurrent_requests and max_upstream_calls must be at least 1",
+            ));
+        }
         Ok(Settings {
             server,
             log: self.log,
+            replay: self.replay,
+            limits: self.limits,
+            rate_limit: self.rate_limit,
             providers,
         })
     }
@@ -487,9 +645,12 @@ fn capitalize(name: &str) -> String {
 impl Serialize for RawSettings {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("RawSettings", 2)?;
+        let mut st = s.serialize_struct("RawSettings", 5)?;
         st.serialize_field("server", &self.server)?;
         st.serialize_field("log", &self.log)?;
+        st.serialize_field("replay", &self.replay)?;
+        st.serialize_field("limits", &self.limits)?;
+        st.serialize_field("rate_limit", &self.rate_limit)?;
         st.end()
     }
 }

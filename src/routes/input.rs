@@ -42,7 +42,11 @@ enum Encoding {
 
 /// Reads the body under the size limit and the body-read deadline, and splits it into fields.
 pub async fn read_fields(request: Request, deadline: Duration) -> Result<Fields, ApiError> {
-    let encoding = encoding(request.headers())?;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let encoding = encoding(content_type)?;
     if declared_length(request.headers()).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -55,11 +59,24 @@ pub async fn read_fields(request: Request, deadline: Duration) -> Result<Fields,
         Ok(Err(_)) => return Err(invalid("The request body could not be read.")),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
+    decode(encoding, &bytes)
+}
+
+/// Decodes a complete body given its `Content-Type` (the fuzz target's entry point: everything a
+/// caller controls, without the network).
+pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Fields, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    decode(encoding(content_type)?, body)
+}
+
+fn decode(encoding: Encoding, bytes: &[u8]) -> Result<Fields, ApiError> {
     match encoding {
-        Encoding::Json => serde_json::from_slice::<Fields>(&bytes)
+        Encoding::Json => serde_json::from_slice::<Fields>(bytes)
             .map_err(|_| invalid("The request body is not a valid JSON object.")),
         Encoding::Form => Ok(Fields(
-            url::form_urlencoded::parse(&bytes)
+            url::form_urlencoded::parse(bytes)
                 .map(|(k, v)| (k.into_owned(), Some(v.into_owned())))
                 .collect(),
         )),
@@ -80,11 +97,8 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// `application/json` or `application/x-www-form-urlencoded`, optionally with a UTF-8 `charset`.
-fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
-    let value = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::UnsupportedMediaType)?;
+fn encoding(content_type: Option<&str>) -> Result<Encoding, ApiError> {
+    let value = content_type.ok_or(ApiError::UnsupportedMediaType)?;
     let mut parts = value.split(';');
     let essence = parts.next().unwrap_or_default().trim();
     let encoding = if essence.eq_ignore_ascii_case("application/json") {

@@ -44,6 +44,7 @@ pub struct AppState {
 }
 
 struct Shared {
+    settings: Arc<Settings>,
     providers: HashMap<String, Arc<Provider>>,
     draining: AtomicBool,
     body_read_timeout: Duration,
@@ -79,11 +80,17 @@ impl AppState {
             .collect::<Result<_, ClientBuildError>>()?;
         Ok(Self {
             inner: Arc::new(Shared {
+                settings: Arc::new(settings.clone()),
                 providers,
                 draining: AtomicBool::new(false),
                 body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
             }),
         })
+    }
+
+    /// The validated settings the app was built from.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.inner.settings
     }
 
     /// The provider serving `{provider}`, if configured.

@@ -40,6 +40,12 @@ header_read_timeout_secs = 1
 body_read_timeout_secs = 1
 shutdown_grace_secs = 5
 
+# Tests send hundreds of requests from 127.0.0.1: the limits have their own tests.
+[rate_limit]
+token = {{ per_minute = 1000000, burst = 1000000 }}
+refresh = {{ per_minute = 1000000, burst = 1000000 }}
+revoke = {{ per_minute = 1000000, burst = 1000000 }}
+
 [providers.kick]
 client_id = "{CLIENT_ID}"
 client_secret = "{CLIENT_SECRET}"
