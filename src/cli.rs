@@ -173,7 +173,7 @@ async fn dev(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -> Ex
         format: LogFormat::Text,
         filter: "warn".to_owned(),
     });
-    let env = match DevEnvironment::start_with(listen, emulator_listen).await {
+    let env = match DevEnvironment::start_with(listen, emulator_listen, "").await {
         Ok(env) => env,
         Err(error) => {
             eprintln!("kick-oauth-proxy dev: cannot start: {error}");

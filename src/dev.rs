@@ -47,15 +47,19 @@ pub struct DevEnvironment {
 }
 
 impl DevEnvironment {
-    /// Starts the emulator on a free loopback port and the proxy on `listen`.
+    /// Starts the emulator on a free loopback port and the proxy on `listen`, with the proxy's
+    /// defaults (replay, breaker, rate limits).
     pub async fn start(listen: SocketAddr) -> Result<Self, DevError> {
-        Self::start_with(listen, SocketAddr::from(([127, 0, 0, 1], 0))).await
+        Self::start_with(listen, SocketAddr::from(([127, 0, 0, 1], 0)), "").await
     }
 
-    /// Starts the emulator on `emulator_listen` and the proxy on `listen`.
+    /// Starts the emulator on `emulator_listen` and the proxy on `listen`; `extra_toml` adds
+    /// tables to the proxy's config (tests use it to switch a mechanism off, e.g.
+    /// `"[replay]\nwindow_secs = 0\n"`).
     pub async fn start_with(
         listen: SocketAddr,
         emulator_listen: SocketAddr,
+        extra_toml: &str,
     ) -> Result<Self, DevError> {
         let client = RegisteredClient::emulator_default();
         let emulator_socket = tokio::net::TcpListener::bind(emulator_listen)
@@ -87,6 +91,8 @@ client_secret = {secret:?}
 allowed_redirect_uris = [{uris}]
 token_url = {token:?}
 revoke_url = {revoke:?}
+
+{extra_toml}
 "#,
             id = client.client_id,
             secret = client.client_secret,

@@ -9,6 +9,7 @@ use crate::routes::Outcome;
 use crate::upstream::UpstreamError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -77,6 +78,15 @@ pub enum ApiError {
     /// 405 `invalid_request`: the router adds the `Allow` header.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 503 `temporarily_unavailable` with `Retry-After`: too many provider calls in flight, or the
+    /// provider's circuit breaker is open.
+    #[error("temporarily unavailable ({reason})")]
+    Unavailable {
+        /// Seconds the caller should wait.
+        retry_after: u64,
+        /// For the log line: `overloaded` or `breaker_open`.
+        reason: &'static str,
+    },
 }
 
 #[derive(Serialize)]
@@ -98,6 +108,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -107,6 +118,7 @@ impl ApiError {
             Self::Grant { code, .. } => code.as_str(),
             Self::Upstream { provider, .. } => &provider.server_error_code,
             Self::NotFound => "not_found",
+            Self::Unavailable { .. } => "temporarily_unavailable",
             _ => "invalid_request",
         }
     }
@@ -127,47 +139,115 @@ impl ApiError {
             }
             Self::NotFound => "No such endpoint or provider.",
             Self::MethodNotAllowed => "Method not allowed for this endpoint.",
+            Self::Unavailable { .. } => {
+                "The service is busy or the provider is failing; retry later."
+            }
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let details = match &self {
-            // The TeamBattles shape keeps a `details` copy of the description on 502s.
-            Self::Upstream { provider, .. } => Some(provider.server_error_text.as_str()),
-            _ => None,
-        };
-        let body = ErrorBody {
-            error: self.code(),
-            error_description: self.description(),
-            details,
-        };
-        let mut response =
-            json_response(self.status(), serde_json::to_vec(&body).unwrap_or_default());
-        let outcome = Outcome {
-            error: Some(self.code().to_owned()),
-            upstream_status: match &self {
-                Self::Upstream { source, .. } => source.status().map(|s| s.as_u16()),
-                Self::Grant {
-                    upstream_status, ..
-                } => Some(*upstream_status),
-                _ => None,
+        Reply::from(self).into_response()
+    }
+}
+
+/// A rendered answer: what single-flight waiters share and replay returns. Its `Debug` omits the
+/// body, which holds tokens.
+#[derive(Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// JSON body.
+    pub body: Bytes,
+    /// For the log line.
+    pub outcome: Outcome,
+    /// `Retry-After` seconds, on 503.
+    pub retry_after: Option<u64>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reply {
+    /// A 200 with a token (or revocation) body.
+    pub fn ok(body: Bytes, upstream_status: Option<u16>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body,
+            outcome: Outcome {
+                upstream_status,
+                upstream: Some("ok"),
+                ..Outcome::default()
             },
-            upstream: match &self {
-                Self::Upstream { source, .. } => Some(source.kind()),
-                Self::Grant { .. } => Some("oauth_error"),
-                _ => None,
-            },
-            ..Outcome::default()
-        };
-        response.extensions_mut().insert(outcome);
+            retry_after: None,
+        }
+    }
+
+    /// The HTTP response.
+    pub fn into_response(self) -> Response {
+        let mut response = json_response(self.status, self.body);
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(self.outcome);
         response
     }
 }
 
+impl From<ApiError> for Reply {
+    fn from(error: ApiError) -> Self {
+        let details = match &error {
+            // The TeamBattles shape keeps a `details` copy of the description on 502s.
+            ApiError::Upstream { provider, .. } => Some(provider.server_error_text.as_str()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: error.code(),
+            error_description: error.description(),
+            details,
+        };
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let outcome = Outcome {
+            error: Some(error.code().to_owned()),
+            upstream_status: match &error {
+                ApiError::Upstream { source, .. } => source.status().map(|s| s.as_u16()),
+                ApiError::Grant {
+                    upstream_status, ..
+                } => Some(*upstream_status),
+                _ => None,
+            },
+            upstream: match &error {
+                ApiError::Upstream { source, .. } => Some(source.kind()),
+                ApiError::Grant { .. } => Some("oauth_error"),
+                ApiError::Unavailable { reason, .. } => Some(reason),
+                _ => None,
+            },
+            ..Outcome::default()
+        };
+        Self {
+            status: error.status(),
+            body,
+            outcome,
+            retry_after: match &error {
+                ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// A JSON response with the headers every token-bearing response carries (RFC 6749 §5.1).
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response {
+    let body: Bytes = body.into();
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -9,6 +9,7 @@
 //! - [`config`]: typed settings from TOML + `KICK_PROXY_*` env, validated at start-up;
 //! - [`startup`]: [`startup::Application`] binds, serves (hyper, header-read deadline), drains;
 //! - [`routes`]: the router, handlers, input rules, per-request log line;
+//! - [`limits`]: the front door: client IP, per-IP rate limits, load shedding, CORS;
 //! - [`upstream`]: the provider's token endpoint, deadline, body cap, outcome classification;
 //! - [`oauth`]: RFC 6749 error codes and the normalised token response;
 //! - [`error`]: [`error::ApiError`], the one error type, rendered as the contract's JSON;
@@ -22,8 +23,10 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod limits;
 pub mod login;
 pub mod oauth;
+pub mod replay;
 pub mod routes;
 pub mod secret;
 pub mod startup;

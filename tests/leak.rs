@@ -126,11 +126,17 @@ timeout_secs = 2
         .expect("client");
 
     let exchange = json!({"code": CODE, "code_verifier": VERIFIER, "redirect_uri": REDIRECT});
+    let with_verifier = |v: &str| {
+        json!({"code": CODE, "code_verifier": format!("{VERIFIER}{v}"), "redirect_uri": REDIRECT})
+            .to_string()
+    };
     let statuses = [
-        // Success, then the provider's invalid_grant, then its 503 HTML page.
+        // Success, its replay, then (other verifiers: other requests) the provider's
+        // invalid_grant and its 503 HTML page.
         post(&http, &base, "token", exchange.to_string(), "application/json").await,
         post(&http, &base, "token", exchange.to_string(), "application/json").await,
-        post(&http, &base, "token", exchange.to_string(), "application/json").await,
+        post(&http, &base, "token", with_verifier("2"), "application/json").await,
+        post(&http, &base, "token", with_verifier("3"), "application/json").await,
         post(&http, &base, "refresh", format!("refresh_token={REFRESH}"), "application/x-www-form-urlencoded").await,
         // Rejected input carrying would-be secrets.
         post(&http, &base, "token", json!({"code": BAD_CODE, "code_verifier": VERIFIER, "redirect_uri": REDIRECT}).to_string(), "application/json").await,
@@ -140,7 +146,7 @@ timeout_secs = 2
         // The token travels to Kick in the revoke URL's query string.
         post(&http, &base, "revoke", format!("token={REVOKED}&token_type_hint=refresh_token"), "application/x-www-form-urlencoded").await,
     ];
-    assert_eq!(statuses, [200, 400, 502, 200, 400, 400, 400, 415, 200]);
+    assert_eq!(statuses, [200, 200, 400, 502, 200, 400, 400, 400, 415, 200]);
     let live_tokens = emulator_flow().await;
     let probe = http
         .get(format!("{base}/healthz"))
@@ -225,9 +231,10 @@ async fn emulator_flow() -> Vec<String> {
     let refreshed = proxy.refresh(&refresh).await.expect("refresh");
     let newest = refreshed.refresh_token.clone().expect("new refresh token");
     env.emulator
-        .set_fault(kick_emulator::Fault::ConnectionResetAfterProcessing);
+        .set_fault_times(kick_emulator::Fault::ConnectionResetAfterProcessing, 1);
     let _ = proxy.refresh(&newest).await;
-    env.emulator.set_fault(kick_emulator::Fault::HtmlChallenge);
+    env.emulator
+        .set_fault_times(kick_emulator::Fault::HtmlChallenge, 1);
     let _ = proxy.refresh(&newest).await;
     env.emulator.clear_fault();
     proxy

@@ -21,7 +21,8 @@ use crate::tokens::random_hex;
 ///
 /// Set with [`Emulator::set_fault`](crate::Emulator::set_fault); it stays in force for every
 /// following request until [`Emulator::clear_fault`](crate::Emulator::clear_fault) or another
-/// `set_fault`.
+/// `set_fault`. [`Emulator::set_fault_times`](crate::Emulator::set_fault_times) sets one for a
+/// number of requests only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -51,24 +52,60 @@ pub enum Fault {
     Hang,
 }
 
-/// The fault currently in force.
+/// The fault currently in force, and for how many more requests.
 #[derive(Debug, Default)]
-pub(crate) struct FaultSlot(Mutex<Option<Fault>>);
+pub(crate) struct FaultSlot(Mutex<Option<Armed>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Armed {
+    fault: Fault,
+    /// Requests it still applies to; `None` means until cleared. Never `Some(0)`.
+    remaining: Option<u32>,
+}
 
 impl FaultSlot {
-    pub(crate) fn set(&self, fault: Option<Fault>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Armed>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn get(&self) -> Option<Fault> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Sets `fault` until cleared (`None` clears).
+    pub(crate) fn set(&self, fault: Option<Fault>) {
+        *self.slot() = fault.map(|fault| Armed {
+            fault,
+            remaining: None,
+        });
+    }
+
+    /// Sets `fault` for the next `times` requests (`0` clears).
+    pub(crate) fn set_times(&self, fault: Fault, times: u32) {
+        *self.slot() = (times > 0).then_some(Armed {
+            fault,
+            remaining: Some(times),
+        });
+    }
+
+    /// The fault for the request that just arrived, using up one of its `times`.
+    pub(crate) fn take(&self) -> Option<Fault> {
+        let mut slot = self.slot();
+        let armed = (*slot)?;
+        match armed.remaining {
+            None => {}
+            Some(1) => *slot = None,
+            Some(n) => {
+                *slot = Some(Armed {
+                    remaining: Some(n - 1),
+                    ..armed
+                })
+            }
+        }
+        Some(armed.fault)
     }
 }
 
 /// Middleware on the API routes: counts what was received, then applies the current fault.
 pub(crate) async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     count_received(&app, request.method(), request.uri().path());
-    let Some(fault) = app.faults.get() else {
+    let Some(fault) = app.faults.take() else {
         return next.run(request).await;
     };
     bump(&app.counters.faults_injected);
@@ -209,8 +246,36 @@ mod tests {
         let slot = FaultSlot::default();
         slot.set(Some(Fault::Outage));
         slot.set(Some(Fault::Waf403));
-        assert_eq!(slot.get(), Some(Fault::Waf403));
+        assert_eq!(slot.take(), Some(Fault::Waf403));
+        assert_eq!(
+            slot.take(),
+            Some(Fault::Waf403),
+            "a plain fault is not used up"
+        );
         slot.set(None);
-        assert_eq!(slot.get(), None);
+        assert_eq!(slot.take(), None);
+    }
+
+    #[test]
+    fn fault_slot_with_times_clears_itself_after_that_many_requests() {
+        let slot = FaultSlot::default();
+        slot.set_times(Fault::ServerError(500), 2);
+        assert_eq!(slot.take(), Some(Fault::ServerError(500)));
+        assert_eq!(slot.take(), Some(Fault::ServerError(500)));
+        assert_eq!(slot.take(), None);
+        slot.set_times(Fault::Outage, 0);
+        assert_eq!(slot.take(), None, "zero times clears");
+        slot.set_times(Fault::Outage, 3);
+        slot.set(Some(Fault::Waf403));
+        for _ in 0..5 {
+            assert_eq!(
+                slot.take(),
+                Some(Fault::Waf403),
+                "set_fault replaces a counted fault"
+            );
+        }
+        slot.set_times(Fault::Outage, 3);
+        slot.set(None);
+        assert_eq!(slot.take(), None, "clear_fault clears a counted fault");
     }
 }

@@ -198,6 +198,36 @@ impl Emulator {
         self.inner.app.faults.set(Some(fault));
     }
 
+    /// Injects `fault` into the next `times` requests to the token, revoke and introspect
+    /// endpoints only; the request after those is answered normally, as if
+    /// [`clear_fault`](Self::clear_fault) had been called in between. For "fail N times, then
+    /// recover" tests without racing the client's retries. A request counts when it arrives
+    /// (concurrent requests each take one of the `times`). `times == 0` clears the fault.
+    /// Replaces any fault already set; [`set_fault`](Self::set_fault) or `clear_fault` replace
+    /// this one.
+    ///
+    /// ```
+    /// use kick_emulator::{Emulator, EmulatorConfig, Fault};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let kick = Emulator::start(EmulatorConfig::default()).await?;
+    /// kick.set_fault_times(Fault::ServerError(500), 1);
+    /// let http = reqwest::Client::new();
+    /// let first = http.post(kick.token_url()).send().await.expect("answer");
+    /// assert_eq!(first.status(), 500);
+    /// let second = http.post(kick.token_url()).send().await.expect("answer");
+    /// assert_eq!(second.status(), 400); // the fault is spent: a normal (empty) request's error
+    /// assert_eq!(kick.stats().faults_injected, 1);
+    /// kick.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_fault_times(&self, fault: Fault, times: u32) {
+        tracing::debug!(?fault, times, "fault set for a number of requests");
+        self.inner.app.faults.set_times(fault, times);
+    }
+
     /// Removes the current fault: following requests are answered normally.
     pub fn clear_fault(&self) {
         tracing::debug!("fault cleared");

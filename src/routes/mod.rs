@@ -10,7 +10,9 @@ pub mod input;
 pub mod token;
 
 use crate::config::Settings;
-use crate::error::{ApiError, ProviderLabel};
+use crate::error::{ApiError, ProviderLabel, Reply};
+use crate::replay::{Flights, ReplayCache};
+use crate::upstream::breaker::Breaker;
 use crate::upstream::Upstream;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue};
@@ -22,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 /// `x-request-id`: accepted from the caller when sane, generated otherwise, echoed back.
@@ -35,6 +38,8 @@ pub struct Provider {
     pub allowed_redirect_uris: Vec<String>,
     /// Its token endpoint and HTTP client.
     pub upstream: Upstream,
+    /// Fails fast while the provider is failing.
+    pub breaker: Breaker,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -46,6 +51,9 @@ pub struct AppState {
 struct Shared {
     settings: Arc<Settings>,
     providers: HashMap<String, Arc<Provider>>,
+    replay: ReplayCache,
+    flights: Flights<Reply>,
+    upstream_permits: Semaphore,
     draining: AtomicBool,
     body_read_timeout: Duration,
 }
@@ -74,6 +82,10 @@ impl AppState {
                     label: Arc::new(ProviderLabel::new(name, &p.display_name)),
                     allowed_redirect_uris: p.allowed_redirect_uris.clone(),
                     upstream,
+                    breaker: Breaker::new(
+                        settings.limits.breaker_failures,
+                        Duration::from_secs(settings.limits.breaker_cooldown_secs),
+                    ),
                 };
                 Ok((name.clone(), Arc::new(provider)))
             })
@@ -82,6 +94,13 @@ impl AppState {
             inner: Arc::new(Shared {
                 settings: Arc::new(settings.clone()),
                 providers,
+                replay: ReplayCache::new(
+                    Duration::from_secs(settings.replay.window_secs),
+                    settings.replay.max_entries,
+                    settings.replay.max_bytes,
+                ),
+                flights: Flights::default(),
+                upstream_permits: Semaphore::new(settings.limits.max_upstream_calls),
                 draining: AtomicBool::new(false),
                 body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
             }),
@@ -96,6 +115,26 @@ impl AppState {
     /// The provider serving `{provider}`, if configured.
     pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
         self.inner.providers.get(name)
+    }
+
+    /// Every configured provider, by name.
+    pub fn providers(&self) -> impl Iterator<Item = (&String, &Arc<Provider>)> {
+        self.inner.providers.iter()
+    }
+
+    /// The replay cache.
+    pub fn replay(&self) -> &ReplayCache {
+        &self.inner.replay
+    }
+
+    /// Single-flight for identical exchanges and refreshes.
+    pub fn flights(&self) -> &Flights<Reply> {
+        &self.inner.flights
+    }
+
+    /// Permits for provider calls in flight (`limits.max_upstream_calls`).
+    pub fn upstream_permits(&self) -> &Semaphore {
+        &self.inner.upstream_permits
     }
 
     /// The body-read deadline.
@@ -115,17 +154,46 @@ impl AppState {
 }
 
 /// The whole HTTP application.
+///
+/// Layers, outermost first: sensitive-header marking, the request log (so every answer below,
+/// 429 and 503 included, gets its line and `x-request-id`), CORS (preflights are answered before
+/// any limit, and refusals still carry the CORS headers a webview needs to read them), load
+/// shedding (the cheapest check, and an overloaded service touches no per-client state), the
+/// per-endpoint rate limit, then the handler. Shedding and rate limits sit on the API routes
+/// only: `/healthz` and `/readyz` keep answering under overload and are never limited.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/{provider}/token", post(token::token))
-        .route("/api/v1/{provider}/refresh", post(token::refresh))
-        .route("/api/v1/{provider}/revoke", post(token::revoke))
+    use crate::limits::{self, Limits};
+    let limits = Limits::new(state.settings());
+    let rate = |limit: &limits::RateLimit| {
+        middleware::from_fn_with_state(limit.clone(), limits::rate_limit)
+    };
+    let api = Router::new()
+        .route(
+            "/api/v1/{provider}/token",
+            post(token::token).route_layer(rate(&limits.token)),
+        )
+        .route(
+            "/api/v1/{provider}/refresh",
+            post(token::refresh).route_layer(rate(&limits.refresh)),
+        )
+        .route(
+            "/api/v1/{provider}/revoke",
+            post(token::revoke).route_layer(rate(&limits.revoke)),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            limits.shed.clone(),
+            limits::load_shed,
+        ));
+    let mut app = api
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound })
-        .with_state(state)
-        .layer(middleware::from_fn(log_request))
+        .with_state(state);
+    if let Some(cors) = limits.cors {
+        app = app.layer(cors);
+    }
+    app.layer(middleware::from_fn(log_request))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
@@ -146,6 +214,9 @@ pub struct Outcome {
     pub upstream_status: Option<u16>,
     /// What kind of upstream outcome (`ok`, `timeout`, `5xx`, …).
     pub upstream: Option<&'static str>,
+    /// `replay` (answered from the replay cache) or `shared` (waited on an identical request's
+    /// provider call); absent when this request made its own call.
+    pub served_from: Option<&'static str>,
 }
 
 /// One structured line per request. It holds no body, header or query value: only the route
@@ -187,6 +258,7 @@ async fn log_request(request: Request, next: Next) -> Response {
                 error = outcome.error.as_deref(),
                 upstream = outcome.upstream,
                 upstream_status = outcome.upstream_status,
+                served_from = outcome.served_from,
                 latency_ms,
                 "request"
             )

@@ -4,15 +4,16 @@
 //! Order of checks: provider (404), content type (415), size (413), body (400), field rules (400);
 //! only then the provider is called, once.
 
-use super::input::{read_fields, CodeExchange, Fields, Refresh, Revocation, TokenTypeHint};
-use super::{AppState, Outcome, Provider};
-use crate::error::{json_response, ApiError};
-use crate::oauth::OAuthErrorCode;
-use crate::upstream::{Grant, UpstreamError};
+use super::input::{read_fields, CodeExchange, Refresh, Revocation, TokenTypeHint};
+use super::{AppState, Provider};
+use crate::error::{ApiError, Reply};
+use crate::oauth::{OAuthErrorCode, TokenResponse};
+use crate::upstream::{Answer, Grant, Upstream, UpstreamError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
 /// The proxy's endpoints, named as in the log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,72 +77,187 @@ async fn serve(
     else {
         return ApiError::NotFound.into_response();
     };
-    let result = match read_fields(request, state.body_read_timeout()).await {
-        Ok(fields) => redeem(&provider, endpoint, &fields).await,
-        Err(e) => Err(e),
+    let mut reply = match read_fields(request, state.body_read_timeout()).await {
+        Ok(fields) => match endpoint {
+            Endpoint::Token => {
+                match CodeExchange::from_fields(&fields, &provider.allowed_redirect_uris) {
+                    Ok(input) => redeem(&state, &provider, endpoint, Input::Code(input)).await,
+                    Err(error) => error.into(),
+                }
+            }
+            Endpoint::Refresh => match Refresh::from_fields(&fields) {
+                Ok(input) => redeem(&state, &provider, endpoint, Input::Refresh(input)).await,
+                Err(error) => error.into(),
+            },
+            Endpoint::Revoke => match Revocation::from_fields(&fields) {
+                Ok(input) => revoke_token(&state, &provider, input).await,
+                Err(error) => error.into(),
+            },
+        },
+        Err(error) => error.into(),
     };
-    let mut response = match result {
-        Ok(body) => {
-            let mut response = json_response(StatusCode::OK, body);
-            response.extensions_mut().insert(Outcome {
-                upstream_status: Some(200),
-                upstream: Some("ok"),
-                ..Outcome::default()
-            });
-            response
-        }
-        Err(error) => {
-            log_failure(&provider, endpoint, &error);
-            error.into_response()
-        }
-    };
-    if let Some(outcome) = response.extensions_mut().get_mut::<Outcome>() {
-        outcome.provider = Some(provider.label.clone());
-        outcome.endpoint = Some(endpoint.as_str());
-    }
-    response
+    reply.outcome.provider = Some(provider.label.clone());
+    reply.outcome.endpoint = Some(endpoint.as_str());
+    reply.into_response()
 }
 
-/// Validates the fields, calls the provider once, and returns the response body.
+/// A validated grant, owned so the provider call can run in its own task.
+enum Input {
+    Code(CodeExchange),
+    Refresh(Refresh),
+}
+
+impl Input {
+    /// The request's secret inputs: what the replay index and key are derived from.
+    fn secrets(&self) -> Vec<&str> {
+        match self {
+            Self::Code(c) => vec![c.code.secret(), c.code_verifier.secret(), &c.redirect_uri],
+            Self::Refresh(r) => vec![r.refresh_token.secret()],
+        }
+    }
+
+    fn grant(&self) -> Grant<'_> {
+        match self {
+            Self::Code(c) => Grant::AuthorizationCode {
+                code: &c.code,
+                verifier: &c.code_verifier,
+                redirect_uri: &c.redirect_uri,
+            },
+            Self::Refresh(r) => Grant::RefreshToken(&r.refresh_token),
+        }
+    }
+}
+
+/// Exchange or refresh: the replay cache first, then one shared provider call per identical
+/// request. The call runs in its own task, so a caller that gives up does not cut it in half: its
+/// answer lands in the replay cache for the caller's retry.
 async fn redeem(
-    provider: &Provider,
+    state: &AppState,
+    provider: &Arc<Provider>,
     endpoint: Endpoint,
-    fields: &Fields,
-) -> Result<Vec<u8>, ApiError> {
-    let answer = match endpoint {
-        Endpoint::Token => {
-            let input = CodeExchange::from_fields(fields, &provider.allowed_redirect_uris)?;
-            provider
-                .upstream
-                .token(Grant::AuthorizationCode {
-                    code: &input.code,
-                    verifier: &input.code_verifier,
-                    redirect_uri: &input.redirect_uri,
-                })
-                .await
-        }
-        Endpoint::Refresh => {
-            let input = Refresh::from_fields(fields)?;
-            provider
-                .upstream
-                .token(Grant::RefreshToken(&input.refresh_token))
-                .await
-        }
-        Endpoint::Revoke => {
-            if !provider.upstream.can_revoke() {
-                return Err(ApiError::NotFound);
+    input: Input,
+) -> Reply {
+    let key = state
+        .replay()
+        .key(&provider.label.name, endpoint.as_str(), &input.secrets());
+    if let Some(body) = state.replay().get(&key) {
+        return replayed(body);
+    }
+    let index = key.index();
+    let work = {
+        let state = state.clone();
+        let provider = Arc::clone(provider);
+        async move {
+            // A flight that finished between our look-up and now left its answer here.
+            if let Some(body) = state.replay().get(&key) {
+                return replayed(body);
             }
-            let input = Revocation::from_fields(fields)?;
-            let hint = input.token_type_hint.map(TokenTypeHint::as_str);
-            return match provider.upstream.revoke(&input.token, hint).await {
-                Ok(_) => Ok(b"{}".to_vec()),
-                Err(error) => Err(upstream_error(provider, error)),
-            };
+            let reply = call_provider(&state, &provider, endpoint, |upstream| {
+                upstream.token(input.grant())
+            })
+            .await;
+            if reply.status == StatusCode::OK {
+                state.replay().put(&key, &reply.body);
+            }
+            reply
         }
     };
-    match answer {
-        Ok(answer) => Ok(answer.value.to_json()),
-        Err(error) => Err(upstream_error(provider, error)),
+    match state.flights().run(index, work).await {
+        Some((mut reply, shared)) => {
+            if shared && reply.outcome.served_from.is_none() {
+                reply.outcome.served_from = Some("shared");
+            }
+            reply
+        }
+        None => ApiError::Unavailable {
+            retry_after: 1,
+            reason: "overloaded",
+        }
+        .into(),
+    }
+}
+
+fn replayed(body: bytes::Bytes) -> Reply {
+    let mut reply = Reply::ok(body, None);
+    reply.outcome.upstream = None;
+    reply.outcome.served_from = Some("replay");
+    reply
+}
+
+/// `/revoke`: idempotent by nature (RFC 7009), so neither replayed nor coalesced.
+async fn revoke_token(state: &AppState, provider: &Arc<Provider>, input: Revocation) -> Reply {
+    if !provider.upstream.can_revoke() {
+        return ApiError::NotFound.into();
+    }
+    let hint = input.token_type_hint.map(TokenTypeHint::as_str);
+    call_provider(state, provider, Endpoint::Revoke, |upstream| async move {
+        upstream
+            .revoke(&input.token, hint)
+            .await
+            .map(|status| Answer {
+                status,
+                value: b"{}".to_vec(),
+            })
+    })
+    .await
+}
+
+/// One provider call under the upstream cap and the provider's breaker, rendered.
+async fn call_provider<'a, F, Fut, T>(
+    state: &'a AppState,
+    provider: &'a Provider,
+    endpoint: Endpoint,
+    call: F,
+) -> Reply
+where
+    F: FnOnce(&'a Upstream) -> Fut,
+    Fut: std::future::Future<Output = Result<Answer<T>, UpstreamError>>,
+    T: IntoBody,
+{
+    // The permit first: a breaker probe admitted without one would never be recorded.
+    let Ok(_permit) = state.upstream_permits().try_acquire() else {
+        return ApiError::Unavailable {
+            retry_after: 1,
+            reason: "overloaded",
+        }
+        .into();
+    };
+    if let Err(wait) = provider.breaker.admit() {
+        return ApiError::Unavailable {
+            retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            reason: "breaker_open",
+        }
+        .into();
+    }
+    let result = call(&provider.upstream).await;
+    provider.breaker.record(match &result {
+        Ok(_) => true,
+        Err(error) => !error.is_provider_failure(),
+    });
+    match result {
+        Ok(answer) => Reply::ok(answer.value.into_body(), Some(answer.status.as_u16())),
+        Err(error) => {
+            let error = upstream_error(provider, error);
+            log_failure(provider, endpoint, &error);
+            error.into()
+        }
+    }
+}
+
+/// What a successful provider answer becomes as a response body.
+trait IntoBody {
+    fn into_body(self) -> bytes::Bytes;
+}
+
+impl IntoBody for TokenResponse {
+    fn into_body(self) -> bytes::Bytes {
+        self.to_json().into()
+    }
+}
+
+impl IntoBody for Vec<u8> {
+    fn into_body(self) -> bytes::Bytes {
+        self.into()
     }
 }
 

@@ -5,6 +5,8 @@
 //! Nothing here retries a request that may have reached the provider: an authorization code is
 //! single-use and a replayed refresh can revoke the grant.
 
+pub mod breaker;
+
 use crate::config::ProviderSettings;
 use crate::oauth::{
     sanitize_description, OAuthErrorCode, RequestSecrets, TokenResponse, TokenResponseError,
@@ -91,6 +93,22 @@ impl UpstreamError {
             Self::Unexpected(_) | Self::NotJson | Self::NoAccessToken => "bad_response",
             Self::Oversized => "oversized",
         }
+    }
+
+    /// True when this says the provider is unusable right now (the breaker counts these): no
+    /// answer, a 5xx, a CDN/WAF page or an outage page. A grant error, our own credentials refused,
+    /// or an odd body on a 2xx do not say the provider is down.
+    pub fn is_provider_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout(_)
+                | Self::Connect(_)
+                | Self::Transport(_)
+                | Self::ServerError(_)
+                | Self::Html(_)
+                | Self::Blocked(_)
+                | Self::Unexpected(_)
+        )
     }
 
     /// The provider's HTTP status, when it answered at all.
@@ -264,7 +282,18 @@ impl Upstream {
         request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, Vec<u8>), UpstreamError> {
         let exchange = async {
-            let response = request.send().await.map_err(transport_error)?;
+            let retry = request.try_clone();
+            let response = match request.send().await {
+                // Nothing was sent: a second connection attempt is safe.
+                Err(error) if error.is_connect() => match retry {
+                    Some(retry) => {
+                        tracing::debug!("connecting to the provider failed; retrying once");
+                        retry.send().await.map_err(transport_error)?
+                    }
+                    None => return Err(transport_error(error)),
+                },
+                other => other.map_err(transport_error)?,
+            };
             let status = response.status();
             let body = read_capped(response).await?;
             Ok((status, body))

@@ -45,8 +45,16 @@ fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// The provider's own semantics show only with the proxy's replay and breaker off (an identical
+/// retry would be answered from replay; a run of faults would open the breaker). Those mechanisms
+/// have their own tests, with the emulator too (`replay_*` below, tests/api/replay.rs).
 async fn start() -> E2e {
-    let env = DevEnvironment::start("127.0.0.1:0".parse().expect("address"))
+    start_with("[replay]\nwindow_secs = 0\n[limits]\nbreaker_failures = 0\n").await
+}
+
+async fn start_with(extra_toml: &str) -> E2e {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let env = DevEnvironment::start_with(loopback, loopback, extra_toml)
         .await
         .expect("emulator and proxy start");
     E2e {
@@ -208,6 +216,43 @@ async fn a_code_exchanged_once_is_refused_the_second_time_and_its_grant_dies() {
     assert_eq!(stats.token_requests, 3);
     assert_eq!(stats.authorization_code_grants_ok, 1);
     assert_eq!(stats.token_errors, 2);
+    e2e.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_replay_on_a_lost_answer_is_recovered_and_a_refresh_race_costs_one_refresh() {
+    // The product's defaults: replay on, breaker on.
+    let e2e = start_with("").await;
+    let login = e2e.authorize(LOOPBACK_REDIRECT).await;
+
+    // The app's retry of a code Kick already redeemed gets the same tokens, not invalid_grant.
+    let first = assert_tokens(e2e.exchange(&login, LOOPBACK_REDIRECT).await).await;
+    let retry = assert_tokens(e2e.exchange(&login, LOOPBACK_REDIRECT).await).await;
+    assert_eq!(retry, first);
+    let stats = e2e.env.emulator.stats();
+    assert_eq!(stats.token_requests, 1);
+    assert_eq!(stats.authorization_code_grants_ok, 1);
+
+    // Ten parts of the app refresh at once with the same token: one refresh at Kick.
+    let refresh_token = field(&first, "refresh_token");
+    let racers: Vec<_> = (0..10)
+        .map(|_| {
+            let http = e2e.http.clone();
+            let url = format!("{}/api/v1/kick/refresh", e2e.env.proxy_url());
+            let body = json!({"refresh_token": refresh_token});
+            tokio::spawn(async move { http.post(url).json(&body).send().await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for racer in racers {
+        let response = racer.await.expect("join").expect("answer");
+        answers.push(assert_tokens(response).await);
+    }
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "every racer got the same pair"
+    );
+    assert_eq!(e2e.env.emulator.stats().refresh_grants_ok, 1);
     e2e.shutdown().await;
 }
 

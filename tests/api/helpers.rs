@@ -40,6 +40,10 @@ header_read_timeout_secs = 1
 body_read_timeout_secs = 1
 shutdown_grace_secs = 5
 
+# Each test decides what reaches the provider; replay has its own tests (tests/api/replay.rs).
+[replay]
+window_secs = 0
+
 # Tests send hundreds of requests from 127.0.0.1: the limits have their own tests.
 [rate_limit]
 token = {{ per_minute = 1000000, burst = 1000000 }}

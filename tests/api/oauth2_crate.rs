@@ -121,7 +121,9 @@ async fn the_oauth2_crate_exchanges_a_code_and_refreshes_through_the_proxy() {
 
 #[tokio::test]
 async fn the_oauth2_crate_reads_the_proxys_invalid_grant_as_a_standard_error() {
-    let env = DevEnvironment::start("127.0.0.1:0".parse().expect("address"))
+    // Replay off: with it, the identical second exchange would get the first one's tokens back.
+    let loopback = "127.0.0.1:0".parse().expect("address");
+    let env = DevEnvironment::start_with(loopback, loopback, "[replay]\nwindow_secs = 0\n")
         .await
         .expect("emulator and proxy start");
     let http = http_client();

@@ -41,6 +41,52 @@ async fn server_error_answers_the_status_with_a_small_body_and_issues_nothing() 
 }
 
 #[tokio::test]
+async fn a_counted_fault_hits_the_next_requests_only_then_clears_itself() {
+    let t = spawn().await;
+    let tokens = t.login().await;
+    t.kick.set_fault_times(Fault::ServerError(500), 2);
+    // The authorization endpoint is not faultable: it does not use up the count.
+    assert_eq!(t.authorize_with(&[]).await.status(), 302);
+    assert_eq!(t.refresh(&tokens.refresh_token).await.status(), 500);
+    // Every faultable endpoint counts, not only the token endpoint.
+    assert_eq!(t.revoke("X", "access_token").await.status(), 500);
+    let before = t.kick.stats();
+    assert_eq!(before.faults_injected, 2);
+    assert_eq!(
+        before.refresh_grants_ok, 0,
+        "the faulted refresh was never processed"
+    );
+
+    // Spent: the same refresh token now works, and keeps working.
+    assert_eq!(t.refresh(&tokens.refresh_token).await.status(), 200);
+    assert_eq!(t.revoke("X", "access_token").await.status(), 200);
+    let after = t.kick.stats();
+    assert_eq!(after.faults_injected, 2);
+    assert_eq!(after.refresh_grants_ok, 1);
+}
+
+#[tokio::test]
+async fn a_counted_fault_is_replaced_by_set_fault_and_cleared_by_clear_fault() {
+    let t = spawn().await;
+    t.kick.set_fault_times(Fault::ServerError(500), 5);
+    t.kick.clear_fault();
+    assert_eq!(t.refresh("X").await.status(), 400, "cleared: invalid_grant");
+
+    t.kick.set_fault_times(Fault::ServerError(500), 1);
+    t.kick.set_fault(Fault::Waf403);
+    for _ in 0..3 {
+        assert_eq!(
+            t.refresh("X").await.status(),
+            403,
+            "set_fault is not counted"
+        );
+    }
+    t.kick.set_fault_times(Fault::ServerError(503), 0);
+    assert_eq!(t.refresh("X").await.status(), 400, "zero times clears");
+    assert_eq!(t.kick.stats().faults_injected, 3);
+}
+
+#[tokio::test]
 async fn html_challenge_is_a_403_cloudflare_page() {
     let t = spawn().await;
     t.kick.set_fault(Fault::HtmlChallenge);

@@ -1,0 +1,215 @@
+//! Per-client-IP token buckets, one set per endpoint (`token`, `refresh`, `revoke`).
+//!
+//! GCRA buckets from `governor`: `burst` requests at once, refilled at `per_minute`. The key is
+//! the client address from [`super::client_ip()`]; an IPv6 client is keyed by its /64, because one
+//! host usually holds a whole /64 and could otherwise rotate addresses for fresh buckets. Buckets
+//! are per endpoint and shared by all providers (a client exchanging codes with two providers
+//! spends one `token` bucket). Over the limit the request is answered 429 `slow_down` with
+//! `Retry-After` before its body is read, so it never reaches the handler nor the provider.
+//!
+//! Memory: one small entry per active client address. A background task drops entries whose
+//! bucket has refilled (indistinguishable from a new client) every [`SWEEP_INTERVAL`]; it holds
+//! only a weak reference and stops once the router is dropped.
+
+use super::client_ip::{request_client_ip, TrustedProxies};
+use crate::config::Bucket;
+use crate::error::json_response;
+use crate::routes::token::Endpoint;
+use crate::routes::Outcome;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How often idle buckets are forgotten.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+type Limiter = DefaultKeyedRateLimiter<IpAddr>;
+
+/// One endpoint's limit, the state of the [`rate_limit`] middleware. Cheap to clone.
+#[derive(Clone)]
+pub struct RateLimit {
+    inner: Option<Arc<Inner>>,
+    trusted: Arc<TrustedProxies>,
+}
+
+struct Inner {
+    limiter: Limiter,
+    endpoint: Endpoint,
+}
+
+impl Inner {
+    fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        self.limiter
+            .check_key(&bucket_key(client))
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
+    }
+}
+
+impl RateLimit {
+    /// The limit for `endpoint` from its `[rate_limit]` bucket; `per_minute = 0` turns it off and
+    /// `burst = 0` counts as 1. Must be called inside a Tokio runtime for the sweeper to start
+    /// (outside one, entries are never swept).
+    pub fn new(endpoint: Endpoint, bucket: Bucket, trusted: Arc<TrustedProxies>) -> Self {
+        let inner = NonZeroU32::new(bucket.per_minute).map(|per_minute| {
+            let burst = NonZeroU32::new(bucket.burst).unwrap_or(NonZeroU32::MIN);
+            let inner = Arc::new(Inner {
+                limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+                endpoint,
+            });
+            spawn_sweeper(Arc::downgrade(&inner));
+            inner
+        });
+        Self { inner, trusted }
+    }
+
+    /// Takes one request from `client`'s bucket; `Err(retry_after)` when it is empty.
+    #[cfg(test)]
+    fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        self.inner
+            .as_ref()
+            .map_or(Ok(()), |inner| inner.check(client))
+    }
+
+    /// Active keys (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.inner.as_ref().map_or(0, |inner| inner.limiter.len())
+    }
+
+    /// True when no client is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The rate-limit key: an IPv4 address, or an IPv6 address's /64.
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u128::from(u64::MAX)))),
+    }
+}
+
+fn spawn_sweeper(weak: Weak<Inner>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is immediate
+        loop {
+            ticks.tick().await;
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            inner.limiter.retain_recent();
+            inner.limiter.shrink_to_fit();
+        }
+    });
+}
+
+/// Middleware: one request from the client's bucket, or 429 `slow_down` with `Retry-After`
+/// (RFC 6585 §4, RFC 9110 §10.2.3).
+pub async fn rate_limit(State(limit): State<RateLimit>, request: Request, next: Next) -> Response {
+    let Some(inner) = &limit.inner else {
+        return next.run(request).await;
+    };
+    let client = request_client_ip(&request, &limit.trusted);
+    match inner.check(client) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => too_many_requests(inner.endpoint, wait),
+    }
+}
+
+/// Whole seconds to wait, rounded up, at least 1.
+fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+fn too_many_requests(endpoint: Endpoint, wait: Duration) -> Response {
+    let secs = retry_after_secs(wait);
+    let body = format!(
+        r#"{{"error":"slow_down","error_description":"Too many requests; retry after {secs} seconds."}}"#
+    );
+    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body.into_bytes());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response.extensions_mut().insert(Outcome {
+        endpoint: Some(endpoint.as_str()),
+        error: Some("slow_down".to_owned()),
+        ..Outcome::default()
+    });
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(per_minute: u32, burst: u32) -> RateLimit {
+        RateLimit::new(
+            Endpoint::Token,
+            Bucket { per_minute, burst },
+            Arc::new(TrustedProxies::default()),
+        )
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn burst_then_refused_with_a_wait_of_about_one_refill() {
+        let l = limit(1, 2);
+        assert!(l.check(ip("203.0.113.1")).is_ok());
+        assert!(l.check(ip("203.0.113.1")).is_ok());
+        let wait = l
+            .check(ip("203.0.113.1"))
+            .expect_err("third is over the burst");
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
+        assert_eq!(retry_after_secs(wait), 60);
+        // Another client has its own bucket.
+        assert!(l.check(ip("203.0.113.2")).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let l = limit(1, 1);
+        assert!(l.check(ip("2001:db8:1:2::1")).is_ok());
+        assert!(l.check(ip("2001:db8:1:2:ffff::9")).is_err());
+        assert!(l.check(ip("2001:db8:1:3::1")).is_ok());
+        assert_eq!(
+            bucket_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(bucket_key(ip("198.51.100.7")), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn zero_per_minute_is_off_and_zero_burst_is_one() {
+        let off = limit(0, 0);
+        for _ in 0..100 {
+            assert!(off.check(ip("203.0.113.1")).is_ok());
+        }
+        assert!(off.is_empty());
+        let one = limit(10, 0);
+        assert!(one.check(ip("203.0.113.1")).is_ok());
+        assert!(one.check(ip("203.0.113.1")).is_err());
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_at_least_one_second() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+    }
+}

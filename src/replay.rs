@@ -1,0 +1,455 @@
+//! Idempotent replay and single-flight for exchanges and refreshes.
+//!
+//! A desktop app on a flaky network sends its code, the proxy redeems it, and the answer is lost on
+//! the way back: the code is spent and the user would have to log in again. With replay, an
+//! identical retry within the window gets the identical answer without a second provider call.
+//! And identical requests arriving together share one provider call ([`Flights`]), so two parts of
+//! an app refreshing at once cannot make the provider see a refresh-token replay.
+//!
+//! What memory holds is useless by itself. Each request's secret inputs (code, verifier and
+//! redirect URI; or the refresh token), with the provider and endpoint, go through HKDF-SHA256
+//! (RFC 5869) salted with a random per-process value, giving two independent values: the entry's
+//! index and a ChaCha20-Poly1305 key (RFC 8439). Only the index and the ciphertext are stored; the
+//! key exists only while a request holding the same inputs is being served. Only successful
+//! (200) answers are stored.
+
+use bytes::Bytes;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The index and the encryption key of one request's entry. Prints as `[redacted]`.
+pub struct ReplayKey {
+    index: [u8; 32],
+    key: [u8; 32],
+}
+
+impl ReplayKey {
+    /// The entry's index (also the single-flight key).
+    pub fn index(&self) -> [u8; 32] {
+        self.index
+    }
+}
+
+impl fmt::Debug for ReplayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplayKey([redacted])")
+    }
+}
+
+impl Drop for ReplayKey {
+    fn drop(&mut self) {
+        // Best effort: the key should not outlive the request that derived it.
+        self.key.iter_mut().for_each(|b| *b = 0);
+    }
+}
+
+struct Entry {
+    expires: Instant,
+    nonce: [u8; 12],
+    ciphertext: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Store {
+    entries: HashMap<[u8; 32], Entry>,
+    /// Insertion order; the window is constant, so this is also expiry order.
+    order: VecDeque<([u8; 32], Instant)>,
+    bytes: usize,
+}
+
+/// Stored successful answers, encrypted, bounded in entries and bytes, expiring after the window.
+pub struct ReplayCache {
+    window: Duration,
+    max_entries: usize,
+    max_bytes: usize,
+    salt: [u8; 32],
+    store: Mutex<Store>,
+}
+
+/// Bytes an entry costs besides its ciphertext (index twice, nonce, bookkeeping).
+const ENTRY_OVERHEAD: usize = 128;
+
+impl ReplayCache {
+    /// A cache keeping answers for `window` (zero disables storing), within the bounds.
+    pub fn new(window: Duration, max_entries: usize, max_bytes: usize) -> Self {
+        let mut salt = [0u8; 32];
+        if getrandom::fill(&mut salt).is_err() {
+            // No OS randomness: store nothing rather than store under a predictable salt.
+            tracing::error!("no OS randomness available; replay disabled");
+            return Self {
+                window: Duration::ZERO,
+                max_entries: 0,
+                max_bytes: 0,
+                salt,
+                store: Mutex::new(Store::default()),
+            };
+        }
+        Self {
+            window,
+            max_entries,
+            max_bytes,
+            salt,
+            store: Mutex::new(Store::default()),
+        }
+    }
+
+    /// True when answers are stored at all.
+    pub fn enabled(&self) -> bool {
+        !self.window.is_zero() && self.max_entries > 0
+    }
+
+    /// Derives the index and key for a request from its provider, endpoint and secret inputs.
+    pub fn key(&self, provider: &str, endpoint: &str, secrets: &[&str]) -> ReplayKey {
+        let mut ikm = Vec::with_capacity(64 + secrets.iter().map(|s| s.len() + 8).sum::<usize>());
+        for part in [provider, endpoint].iter().chain(secrets) {
+            // Length-prefixed, so ("ab","c") and ("a","bc") differ.
+            ikm.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            ikm.extend_from_slice(part.as_bytes());
+        }
+        let hk = Hkdf::<Sha256>::new(Some(&self.salt), &ikm);
+        ikm.iter_mut().for_each(|b| *b = 0);
+        let mut index = [0u8; 32];
+        let mut key = [0u8; 32];
+        // 32-byte outputs are far below HKDF-SHA256's 8160-byte limit: these cannot fail.
+        let _ = hk.expand(b"kick-oauth-proxy replay index v1", &mut index);
+        let _ = hk.expand(b"kick-oauth-proxy replay key v1", &mut key);
+        ReplayKey { index, key }
+    }
+
+    /// The stored answer for `key`, decrypted, if present and not expired.
+    pub fn get(&self, key: &ReplayKey) -> Option<Bytes> {
+        if !self.enabled() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = store.entries.get(&key.index)?;
+        if entry.expires <= now {
+            return None;
+        }
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.key));
+        let plaintext = cipher
+            .decrypt(
+                Nonce::from_slice(&entry.nonce),
+                Payload {
+                    msg: &entry.ciphertext,
+                    aad: &key.index,
+                },
+            )
+            .ok()?;
+        Self::purge_expired(&mut store, now);
+        Some(Bytes::from(plaintext))
+    }
+
+    /// Stores `answer` under `key` for the window, evicting expired and then oldest entries to stay
+    /// within the bounds.
+    pub fn put(&self, key: &ReplayKey, answer: &[u8]) {
+        if !self.enabled() {
+            return;
+        }
+        let mut nonce = [0u8; 12];
+        if getrandom::fill(&mut nonce).is_err() {
+            return;
+        }
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.key));
+        let Ok(ciphertext) = cipher.encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: answer,
+                aad: &key.index,
+            },
+        ) else {
+            return;
+        };
+        let cost = ciphertext.len() + ENTRY_OVERHEAD;
+        if cost > self.max_bytes {
+            return;
+        }
+        let now = Instant::now();
+        let expires = now + self.window;
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::purge_expired(&mut store, now);
+        if let Some(old) = store.entries.remove(&key.index) {
+            store.bytes -= old.ciphertext.len() + ENTRY_OVERHEAD;
+        }
+        while store.entries.len() >= self.max_entries || store.bytes + cost > self.max_bytes {
+            if !Self::evict_oldest(&mut store) {
+                break;
+            }
+        }
+        store.bytes += cost;
+        store.order.push_back((key.index, expires));
+        store.entries.insert(
+            key.index,
+            Entry {
+                expires,
+                nonce,
+                ciphertext,
+            },
+        );
+    }
+
+    fn purge_expired(store: &mut Store, now: Instant) {
+        while store
+            .order
+            .front()
+            .is_some_and(|(_, expires)| *expires <= now)
+        {
+            Self::evict_oldest(store);
+        }
+    }
+
+    /// Drops the oldest entry; false when there is none.
+    fn evict_oldest(store: &mut Store) -> bool {
+        let Some((index, expires)) = store.order.pop_front() else {
+            return false;
+        };
+        // A re-put index has a newer order record; only drop the entry this record belongs to.
+        if store
+            .entries
+            .get(&index)
+            .is_some_and(|e| e.expires == expires)
+        {
+            if let Some(old) = store.entries.remove(&index) {
+                store.bytes -= old.ciphertext.len() + ENTRY_OVERHEAD;
+            }
+        }
+        true
+    }
+
+    /// Entries held (expired ones included until purged).
+    pub fn len(&self) -> usize {
+        self.store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Concurrent identical requests share one execution: the first runs it in its own task (so a
+/// caller that disconnects does not cancel a provider call half-way), the others wait for its
+/// result.
+pub struct Flights<T> {
+    inflight: Arc<Mutex<InFlight<T>>>,
+}
+
+/// Executions under way, by index: each publishes its result once on its watch channel.
+type InFlight<T> = HashMap<[u8; 32], watch::Receiver<Option<T>>>;
+
+impl<T> Default for Flights<T> {
+    fn default() -> Self {
+        Self {
+            inflight: Arc::default(),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Flights<T> {
+    /// Runs `work` unless an identical one (same `index`) is in flight; either way, its result.
+    /// `shared` in the answer is true when this caller waited on another's execution.
+    pub async fn run<F>(&self, index: [u8; 32], work: F) -> Option<(T, bool)>
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        let (mut receiver, shared) = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+            match inflight.get(&index) {
+                Some(receiver) => (receiver.clone(), true),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    inflight.insert(index, receiver.clone());
+                    let map = Arc::clone(&self.inflight);
+                    tokio::spawn(async move {
+                        let result = work.await;
+                        // Publish, then leave the map: a request arriving after this finds the
+                        // replay entry the work stored.
+                        let _ = sender.send(Some(result));
+                        map.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&index);
+                    });
+                    (receiver, false)
+                }
+            }
+        };
+        let result = receiver.wait_for(Option::is_some).await.ok()?.clone();
+        result.map(|value| (value, shared))
+    }
+
+    /// Executions in flight.
+    pub fn in_flight(&self) -> usize {
+        self.inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &[u8] =
+        br#"{"access_token":"PLAINTEXT-ACCESS-TOKEN","refresh_token":"PLAINTEXT-REFRESH"}"#;
+
+    fn cache() -> ReplayCache {
+        ReplayCache::new(Duration::from_secs(60), 100, 1 << 20)
+    }
+
+    #[test]
+    fn an_identical_request_gets_the_stored_answer_and_another_does_not() {
+        let cache = cache();
+        let key = cache.key("kick", "token", &["code-1", "verifier", "redirect"]);
+        cache.put(&key, ANSWER);
+        let same = cache.key("kick", "token", &["code-1", "verifier", "redirect"]);
+        assert_eq!(cache.get(&same).as_deref(), Some(ANSWER));
+        for other in [
+            cache.key("kick", "token", &["code-2", "verifier", "redirect"]),
+            cache.key("kick", "token", &["code-1", "other-verifier", "redirect"]),
+            cache.key("kick", "token", &["code-1", "verifier", "other"]),
+            cache.key("kick", "refresh", &["code-1", "verifier", "redirect"]),
+            cache.key("twitch", "token", &["code-1", "verifier", "redirect"]),
+            cache.key("kick", "token", &["code-1verifier", "", "redirect"]),
+        ] {
+            assert!(cache.get(&other).is_none());
+        }
+    }
+
+    #[test]
+    fn memory_holds_no_plaintext_and_no_key() {
+        let cache = cache();
+        let key = cache.key("kick", "refresh", &["PLAINTEXT-REFRESH-INPUT"]);
+        cache.put(&key, ANSWER);
+        let store = cache.store.lock().expect("lock");
+        let entry = store.entries.get(&key.index).expect("stored");
+        let stored: Vec<u8> = [&key.index[..], &entry.nonce[..], &entry.ciphertext[..]].concat();
+        for needle in [
+            &b"PLAINTEXT"[..],
+            b"access_token",
+            b"PLAINTEXT-REFRESH-INPUT",
+            &key.key[..16],
+        ] {
+            assert!(
+                !stored.windows(needle.len()).any(|w| w == needle),
+                "stored bytes contain {needle:?}"
+            );
+        }
+        assert_eq!(
+            entry.ciphertext.len(),
+            ANSWER.len() + 16,
+            "AEAD tag present"
+        );
+    }
+
+    #[test]
+    fn a_tampered_entry_is_not_returned() {
+        let cache = cache();
+        let key = cache.key("kick", "refresh", &["r"]);
+        cache.put(&key, ANSWER);
+        if let Some(entry) = cache
+            .store
+            .lock()
+            .expect("lock")
+            .entries
+            .get_mut(&key.index)
+        {
+            entry.ciphertext[0] ^= 1;
+        }
+        assert!(cache.get(&key).is_none());
+    }
+
+    #[test]
+    fn entries_expire_after_the_window() {
+        let cache = ReplayCache::new(Duration::from_millis(30), 100, 1 << 20);
+        let key = cache.key("kick", "refresh", &["r"]);
+        cache.put(&key, ANSWER);
+        assert!(cache.get(&key).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get(&key).is_none());
+        let other = cache.key("kick", "refresh", &["s"]);
+        cache.put(&other, ANSWER);
+        assert_eq!(cache.len(), 1, "the expired entry was purged");
+    }
+
+    #[test]
+    fn bounds_evict_the_oldest_entries() {
+        let cache = ReplayCache::new(Duration::from_secs(60), 3, 1 << 20);
+        let keys: Vec<_> = (0..5)
+            .map(|i| cache.key("kick", "refresh", &[&i.to_string()]))
+            .collect();
+        keys.iter().for_each(|k| cache.put(k, ANSWER));
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(&keys[0]).is_none());
+        assert!(cache.get(&keys[4]).is_some());
+
+        let small = ReplayCache::new(
+            Duration::from_secs(60),
+            100,
+            2 * (ANSWER.len() + 16 + ENTRY_OVERHEAD),
+        );
+        let keys: Vec<_> = (0..4)
+            .map(|i| small.key("kick", "refresh", &[&i.to_string()]))
+            .collect();
+        keys.iter().for_each(|k| small.put(k, ANSWER));
+        assert_eq!(small.len(), 2);
+        assert!(small.get(&keys[3]).is_some());
+    }
+
+    #[test]
+    fn a_zero_window_stores_nothing() {
+        let cache = ReplayCache::new(Duration::ZERO, 100, 1 << 20);
+        let key = cache.key("kick", "refresh", &["r"]);
+        cache.put(&key, ANSWER);
+        assert!(cache.get(&key).is_none());
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn the_key_prints_redacted() {
+        let key = cache().key("kick", "refresh", &["r"]);
+        assert_eq!(format!("{key:?}"), "ReplayKey([redacted])");
+    }
+
+    #[tokio::test]
+    async fn concurrent_identical_work_runs_once() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let mut waiters = Vec::new();
+        for _ in 0..50 {
+            let flights = Arc::clone(&flights);
+            let runs = Arc::clone(&runs);
+            waiters.push(tokio::spawn(async move {
+                flights
+                    .run([7; 32], async move {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        42
+                    })
+                    .await
+            }));
+        }
+        let mut shared = 0;
+        for waiter in waiters {
+            let (value, was_shared) = waiter.await.expect("join").expect("result");
+            assert_eq!(value, 42);
+            shared += usize::from(was_shared);
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(shared, 49);
+        assert_eq!(flights.in_flight(), 0);
+    }
+}
