@@ -33,5 +33,8 @@ COPY config/default.toml /app/config/default.toml
 USER nonroot:nonroot
 EXPOSE 8080
 ENV KICK_PROXY_LOG__FORMAT=json
+# No shell or curl in distroless: the binary probes itself (GET /healthz, 2 s deadline, exit 0 on 200).
+# Docker and Compose use this; Kubernetes ignores it and uses its own probes (deploy/kubernetes/).
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/kick-oauth-proxy", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/kick-oauth-proxy"]
 CMD ["serve", "--config", "/app/config/default.toml"]

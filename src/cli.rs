@@ -1,9 +1,9 @@
-//! The command line: `serve`, `dev`, `login`, `check-config`.
+//! The command line: `serve`, `dev`, `login`, `check-config`, `healthcheck`.
 
 use crate::config::{LogFormat, LogSettings, Settings, DEFAULT_CONFIG_PATH};
 use crate::dev::DevEnvironment;
 use crate::login::{LoginAction, LoginError, LoginOptions};
-use crate::startup::{shutdown_signal, Application};
+use crate::startup::{reload_on_sighup, shutdown_signal, Application};
 use crate::telemetry;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -49,6 +49,13 @@ pub enum Command {
         /// TOML config file.
         #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
+    },
+    /// Probe a running proxy (the container's `HEALTHCHECK`; distroless has no curl): GET the URL
+    /// with a 2 s deadline, no proxy, no redirects; exit 0 on 200, 1 otherwise.
+    Healthcheck {
+        /// The liveness endpoint to GET.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: reqwest::Url,
     },
 }
 
@@ -110,6 +117,11 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             };
             tracing::info!(addr = %app.local_addr(), version = env!("CARGO_PKG_VERSION"), "listening");
+            tokio::spawn(reload_on_sighup(
+                app.state().clone(),
+                config.clone(),
+                app.tls(),
+            ));
             match app.run_until_stopped().await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -131,6 +143,46 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             None => ExitCode::from(2),
         },
+        Command::Healthcheck { url } => healthcheck(url).await,
+    }
+}
+
+/// `healthcheck`: one GET, one line of output, exit 0 only on 200.
+async fn healthcheck(url: reqwest::Url) -> ExitCode {
+    let result = async {
+        reqwest::Client::builder()
+            // An HTTP(S)_PROXY in the container's environment must not answer for this process.
+            .no_proxy()
+            // A redirect is not a healthy answer from /healthz.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(2))
+            .build()?
+            .get(url.clone())
+            .send()
+            .await
+    }
+    .await;
+    match result {
+        Ok(response) if response.status() == reqwest::StatusCode::OK => {
+            println!("healthy: GET {url} -> {}", response.status());
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            eprintln!("unhealthy: GET {url} -> {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            // reqwest's own message is generic ("error sending request"); the cause is in the chain.
+            let error = error.without_url();
+            let mut line = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                line.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("unhealthy: GET {url}: {line}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -156,6 +156,10 @@ impl Default for RateLimitSettings {
 pub struct ServerSettings {
     /// Public listener address.
     pub listen: SocketAddr,
+    /// Admin listener for `GET /metrics` (Prometheus); off when absent. Keep it off the public
+    /// network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<SocketAddr>,
     /// Deadline for a client to send its request headers (slowloris guard).
     pub header_read_timeout_secs: u64,
     /// Deadline for a client to send its (at most 16 KiB) request body; 408 after it.
@@ -165,6 +169,10 @@ pub struct ServerSettings {
     pub drain_delay_secs: u64,
     /// On SIGTERM/SIGINT: how long in-flight requests may take to finish once the listener closed.
     pub shutdown_grace_secs: u64,
+    /// `[server.tls]`: terminate TLS in the binary (deployments without an ingress); off when
+    /// absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
     /// Browser origins (exact `scheme://host[:port]`) allowed by CORS, for webview clients; empty
     /// turns CORS off.
     pub cors_allowed_origins: Vec<String>,
@@ -174,13 +182,25 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            admin_listen: None,
             header_read_timeout_secs: 5,
             body_read_timeout_secs: 5,
             drain_delay_secs: 0,
             shutdown_grace_secs: 20,
             cors_allowed_origins: Vec::new(),
+            tls: None,
         }
     }
+}
+
+/// `[server.tls]`: PEM files, re-read on SIGHUP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// How log lines are written.
@@ -221,6 +241,8 @@ struct RawProvider {
     client_id: Option<String>,
     client_secret: Option<String>,
     client_secret_file: Option<PathBuf>,
+    next_client_secret: Option<String>,
+    next_client_secret_file: Option<PathBuf>,
     #[serde(default)]
     allowed_redirect_uris: Vec<String>,
     token_url: Option<String>,
@@ -280,6 +302,13 @@ pub struct ProviderSettings {
     /// Where the secret was read from, when it came from a file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_file: Option<PathBuf>,
+    /// During a rotation: the secret the provider will accept next, tried once when the current
+    /// one is answered `invalid_client`, and then promoted.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "redacted_option"
+    )]
+    pub next_client_secret: Option<ClientSecret>,
     /// `redirect_uri` values accepted byte for byte.
     pub allowed_redirect_uris: Vec<String>,
     /// The provider's token endpoint (RFC 6749 §3.2).
@@ -294,6 +323,13 @@ pub struct ProviderSettings {
 
 fn redacted<S: Serializer, T>(_: &T, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str("[redacted]")
+}
+
+fn redacted_option<S: Serializer, T>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_str("[redacted]"),
+        None => s.serialize_none(),
+    }
 }
 
 fn as_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -539,6 +575,27 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
             "the file is empty",
         ));
     }
+    let next_inline = raw.next_client_secret.filter(|s| !s.is_empty());
+    let next_file = raw
+        .next_client_secret_file
+        .filter(|p| !p.as_os_str().is_empty());
+    let next_client_secret = match (next_inline, &next_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                key("next_client_secret"),
+                "set either next_client_secret or next_client_secret_file, not both",
+            ))
+        }
+        (None, None) => None,
+        (Some(secret), None) => Some(secret),
+        (None, Some(path)) => Some(read_secret_file(path).map_err(|m| {
+            ConfigError::new(
+                key("next_client_secret_file"),
+                format!("{}: {m}", path.display()),
+            )
+        })?),
+    }
+    .filter(|s| !s.trim().is_empty());
     if raw.allowed_redirect_uris.is_empty() {
         return Err(ConfigError::new(
             key("allowed_redirect_uris"),
@@ -594,6 +651,7 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         client_id,
         client_secret: ClientSecret::new(client_secret),
         client_secret_file: secret_file,
+        next_client_secret: next_client_secret.map(ClientSecret::new),
         allowed_redirect_uris: raw.allowed_redirect_uris,
         token_url,
         revoke_url,

@@ -7,17 +7,24 @@
 //!
 //! # Layout
 //! - [`config`]: typed settings from TOML + `KICK_PROXY_*` env, validated at start-up;
-//! - [`startup`]: [`startup::Application`] binds, serves (hyper, header-read deadline), drains;
+//! - [`startup`]: [`startup::Application`] binds, serves (hyper, header-read deadline, optional
+//!   TLS), the admin listener, drains on SIGTERM, reloads on SIGHUP;
 //! - [`routes`]: the router, handlers, input rules, per-request log line;
 //! - [`limits`]: the front door: client IP, per-IP rate limits, load shedding, CORS;
-//! - [`upstream`]: the provider's token endpoint, deadline, body cap, outcome classification;
+//! - [`upstream`]: the provider's token endpoint, deadline, body cap, outcome classification,
+//!   the next-secret fallback, and the per-provider circuit breaker;
+//! - [`replay`]: encrypted idempotent replay and single-flight for exchanges and refreshes;
+//! - [`metrics`]: Prometheus metrics for the admin listener;
+//! - [`tls`]: TLS termination with a reloadable certificate;
 //! - [`oauth`]: RFC 6749 error codes and the normalised token response;
 //! - [`error`]: [`error::ApiError`], the one error type, rendered as the contract's JSON;
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations, served at
+//!   `GET /api/v1/openapi.json` and committed as `openapi.json`;
 //! - [`secret`]: newtypes that never print their value;
 //! - [`telemetry`]: JSON/text logs with dependency output capped;
 //! - [`dev`]: `dev` mode, the emulator and the proxy on loopback with a self-check login;
 //! - [`login`]: `login`, the desktop flow from a terminal through the client crate;
-//! - [`cli`]: `serve`, `dev`, `login` and `check-config`.
+//! - [`cli`]: `serve`, `dev`, `login`, `check-config` and `healthcheck`.
 
 pub mod cli;
 pub mod config;
@@ -25,10 +32,13 @@ pub mod dev;
 pub mod error;
 pub mod limits;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod replay;
 pub mod routes;
 pub mod secret;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;

@@ -9,6 +9,16 @@ use axum::response::Response;
 
 /// `GET /healthz`: 200 while the process runs. Liveness: it checks nothing else on purpose, so a
 /// provider outage never makes an orchestrator restart healthy pods.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "probes",
+    summary = "Liveness",
+    description = "200 while the process runs. It checks nothing else on purpose: a provider \
+        outage must not make an orchestrator restart healthy instances. Never rate limited or shed.",
+    responses((status = 200, description = "The process runs.", body = Liveness))
+)]
 pub async fn healthz() -> Response {
     json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
 }
@@ -17,6 +27,27 @@ pub async fn healthz() -> Response {
 /// how each provider is doing as the circuit breaker sees it; a failing provider does not make the
 /// pod unready (every replica would be, and nothing would serve the fast 503s and the recovery
 /// probe), it is reported for dashboards and alerts.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "probes",
+    summary = "Readiness",
+    description = "200 when the service can take traffic, 503 once shutdown started (so load \
+        balancers stop sending traffic). Either way the body reports each configured provider as \
+        its circuit breaker sees it; a failing provider does not make the instance unready. \
+        Never rate limited or shed.",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Readiness, example = json!({
+            "status": "ready",
+            "providers": {"kick": {"upstream": "ok"}}
+        })),
+        (status = 503, description = "Draining: shutdown started.", body = Readiness, example = json!({
+            "status": "draining",
+            "providers": {"kick": {"upstream": "failing", "retry_after_secs": 12}}
+        })),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let providers: serde_json::Map<String, serde_json::Value> = state
         .providers()
@@ -38,4 +69,61 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     let body = serde_json::json!({"status": text, "providers": providers});
     json_response(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+// The probe bodies as the OpenAPI document (`crate::openapi`) describes them. Documentation only:
+// the handlers above build the same JSON directly.
+
+/// `GET /healthz` body.
+#[derive(utoipa::ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: LivenessStatus,
+}
+
+/// The liveness status: always `ok`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum LivenessStatus {
+    /// The process runs.
+    Ok,
+}
+
+/// `GET /readyz` body.
+#[derive(utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` (200) or `draining` (503).
+    pub status: ReadinessStatus,
+    /// Every configured provider by name (the `{provider}` path segment).
+    pub providers: std::collections::BTreeMap<String, ProviderHealth>,
+}
+
+/// The readiness status.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ReadinessStatus {
+    /// Serving (200).
+    Ready,
+    /// Shutdown started (503).
+    Draining,
+}
+
+/// A provider as its circuit breaker sees it.
+#[derive(utoipa::ToSchema)]
+pub struct ProviderHealth {
+    /// `failing` while the breaker is open: calls are answered 503 without reaching the provider.
+    pub upstream: UpstreamHealth,
+    /// While `failing`: whole seconds until the next probe call.
+    #[schema(required = false, nullable = false, minimum = 0)]
+    pub retry_after_secs: Option<u64>,
+}
+
+/// A provider's upstream state.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum UpstreamHealth {
+    /// Calls go through.
+    Ok,
+    /// The breaker is open.
+    Failing,
 }

@@ -42,10 +42,12 @@ enum Encoding {
 
 /// Reads the body under the size limit and the body-read deadline, and splits it into fields.
 pub async fn read_fields(request: Request, deadline: Duration) -> Result<Fields, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    // Two Content-Type headers are ambiguous (which one would a front end have judged?): refused.
+    let mut content_types = request.headers().get_all(header::CONTENT_TYPE).iter();
+    let content_type = content_types.next().and_then(|v| v.to_str().ok());
+    if content_types.next().is_some() {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     let encoding = encoding(content_type)?;
     if declared_length(request.headers()).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge);
@@ -73,8 +75,14 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Fields, Ap
 
 fn decode(encoding: Encoding, bytes: &[u8]) -> Result<Fields, ApiError> {
     match encoding {
-        Encoding::Json => serde_json::from_slice::<Fields>(bytes)
-            .map_err(|_| invalid("The request body is not a valid JSON object.")),
+        // JSON is UTF-8 (RFC 8259 §8.1) throughout, ignored fields included: checked first, since
+        // the parser only validates the strings it decodes.
+        Encoding::Json => std::str::from_utf8(bytes)
+            .map_err(|_| invalid("The request body is not valid UTF-8."))
+            .and_then(|text| {
+                serde_json::from_str::<Fields>(text)
+                    .map_err(|_| invalid("The request body is not a valid JSON object."))
+            }),
         Encoding::Form => Ok(Fields(
             url::form_urlencoded::parse(bytes)
                 .map(|(k, v)| (k.into_owned(), Some(v.into_owned())))
@@ -242,7 +250,8 @@ pub struct Revocation {
 }
 
 /// RFC 7009 §2.1 `token_type_hint`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum TokenTypeHint {
     /// `access_token`.
     AccessToken,
@@ -279,6 +288,57 @@ impl Revocation {
             token_type_hint,
         })
     }
+}
+
+// The request bodies as the OpenAPI document (`crate::openapi`) describes them. Documentation
+// only: the handlers read [`Fields`] and apply the rules above, which these schemas restate (the
+// tests in `tests/api/openapi.rs` and the schemathesis run keep the two in step).
+
+/// `POST /api/v1/{provider}/token` body: a JSON object or a form with these fields. Other fields
+/// (a `client_id`, `client_secret` or `grant_type` included) are ignored and never forwarded; a
+/// field sent twice is refused.
+#[derive(utoipa::ToSchema)]
+#[schema(examples(json!({
+    "code": "NZQ4ZWE3OTCTMJC5ZS0ZNJQ5LWE2NZUTYMZMNDQZYTC5OGY3",
+    "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+    "redirect_uri": "battles-record://oauth/callback"
+})))]
+pub struct TokenRequest {
+    /// The authorization code from the provider's redirect: visible ASCII, at most 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
+    pub code: String,
+    /// The PKCE verifier (RFC 7636 §4.1): 43 to 128 characters of `A-Z a-z 0-9 - . _ ~`.
+    #[schema(min_length = 43, max_length = 128, pattern = r"^[A-Za-z0-9._~-]+$")]
+    pub code_verifier: String,
+    /// Byte-for-byte one of the provider's `allowed_redirect_uris` (no normalisation); any other
+    /// value is 400 `invalid_request`.
+    #[schema(min_length = 1)]
+    pub redirect_uri: String,
+}
+
+/// `POST /api/v1/{provider}/refresh` body: a JSON object or a form. Other fields are ignored.
+#[derive(utoipa::ToSchema)]
+#[schema(examples(json!({"refresh_token": "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI"})))]
+pub struct RefreshRequest {
+    /// The refresh token: visible ASCII, at most 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
+    pub refresh_token: String,
+}
+
+/// `POST /api/v1/{provider}/revoke` body (RFC 7009 §2.1): a JSON object or a form. Other fields
+/// are ignored.
+#[derive(utoipa::ToSchema)]
+#[schema(examples(json!({
+    "token": "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI",
+    "token_type_hint": "refresh_token"
+})))]
+pub struct RevokeRequest {
+    /// The access or refresh token to revoke: visible ASCII, at most 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
+    pub token: String,
+    /// Which kind of token `token` is, when the caller knows.
+    #[schema(required = false, nullable = false)]
+    pub token_type_hint: Option<TokenTypeHint>,
 }
 
 /// A top-level JSON object read as ordered fields, keeping duplicates so they can be refused
@@ -359,7 +419,7 @@ mod tests {
     #[test]
     fn verifier_rules_follow_rfc_7636() {
         assert!(is_valid_verifier(&"a".repeat(43)));
-        assert!(is_valid_verifier(&"a-._~Z9".repeat(18)[..128]));
+        assert!(is_valid_verifier(&"a-._~Z9".repeat(19)[..128]));
         assert!(!is_valid_verifier(&"a".repeat(42)));
         assert!(!is_valid_verifier(&"a".repeat(129)));
         assert!(!is_valid_verifier(&format!("{}+", "a".repeat(43))));

@@ -13,7 +13,8 @@ use crate::config::Settings;
 use crate::error::{ApiError, ProviderLabel, Reply};
 use crate::replay::{Flights, ReplayCache};
 use crate::upstream::breaker::Breaker;
-use crate::upstream::Upstream;
+use crate::upstream::{Credentials, Upstream};
+use arc_swap::ArcSwap;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// `x-request-id`: accepted from the caller when sane, generated otherwise, echoed back.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,8 +36,8 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Provider {
     /// Name and 502 texts.
     pub label: Arc<ProviderLabel>,
-    /// `redirect_uri` values accepted byte for byte.
-    pub allowed_redirect_uris: Vec<String>,
+    /// `redirect_uri` values accepted byte for byte; swapped whole on reload.
+    pub allowed_redirect_uris: ArcSwap<Vec<String>>,
     /// Its token endpoint and HTTP client.
     pub upstream: Upstream,
     /// Fails fast while the provider is failing.
@@ -80,7 +82,7 @@ impl AppState {
                 })?;
                 let provider = Provider {
                     label: Arc::new(ProviderLabel::new(name, &p.display_name)),
-                    allowed_redirect_uris: p.allowed_redirect_uris.clone(),
+                    allowed_redirect_uris: ArcSwap::from_pointee(p.allowed_redirect_uris.clone()),
                     upstream,
                     breaker: Breaker::new(
                         settings.limits.breaker_failures,
@@ -105,6 +107,41 @@ impl AppState {
                 body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
             }),
         })
+    }
+
+    /// Applies what can change without a restart from freshly loaded `settings`: each existing
+    /// provider's client secrets and redirect allowlist. Requests in flight finish with what they
+    /// started with. Returns the names of the keys that changed but need a restart.
+    pub fn reload(&self, settings: &Settings) -> Vec<String> {
+        let mut needs_restart = Vec::new();
+        for (name, new) in &settings.providers {
+            let Some(provider) = self.provider(name) else {
+                needs_restart.push(format!("providers.{name} (new provider)"));
+                continue;
+            };
+            provider.upstream.set_credentials(Credentials {
+                current: new.client_secret.clone(),
+                next: new.next_client_secret.clone(),
+            });
+            provider
+                .allowed_redirect_uris
+                .store(Arc::new(new.allowed_redirect_uris.clone()));
+            if let Some(old) = self.inner.settings.providers.get(name) {
+                if old.token_url != new.token_url
+                    || old.revoke_url != new.revoke_url
+                    || old.client_id != new.client_id
+                    || old.timeout != new.timeout
+                {
+                    needs_restart.push(format!("providers.{name} (endpoints, client_id, timeout)"));
+                }
+            }
+        }
+        for name in self.inner.providers.keys() {
+            if !settings.providers.contains_key(name) {
+                needs_restart.push(format!("providers.{name} (removed)"));
+            }
+        }
+        needs_restart
     }
 
     /// The validated settings the app was built from.
@@ -184,14 +221,23 @@ pub fn router(state: AppState) -> Router {
             limits.shed.clone(),
             limits::load_shed,
         ));
+    let hsts = state.settings().server.tls.is_some();
     let mut app = api
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound })
         .with_state(state);
     if let Some(cors) = limits.cors {
         app = app.layer(cors);
+    }
+    if hsts {
+        // Served over TLS by this binary: tell browsers (webviews) to stay on HTTPS (RFC 6797).
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
     }
     app.layer(middleware::from_fn(log_request))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -245,7 +291,9 @@ async fn log_request(request: Request, next: Next) -> Response {
         .remove::<Outcome>()
         .unwrap_or_default();
     let id = request_id.to_str().unwrap_or("invalid");
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    crate::metrics::record_request(&outcome, &route, status, elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(

@@ -38,6 +38,44 @@ impl Endpoint {
 }
 
 /// `POST /api/v1/{provider}/token`: `code`, `code_verifier`, `redirect_uri` → token response.
+#[utoipa::path(
+    post,
+    path = "/api/v1/{provider}/token",
+    operation_id = "exchangeCode",
+    tag = "oauth",
+    summary = "Exchange an authorization code for tokens",
+    description = "RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5). The proxy checks the input, adds its \
+        client credentials and calls the provider once. An identical request within the replay \
+        window gets the same answer without a second provider call.",
+    params((
+        "provider" = String,
+        Path,
+        description = "A provider name from the config (a table under `[providers]`); `kick` in the \
+            default config. Any other name is 404 `not_found`.",
+        example = "kick"
+    )),
+    request_body(
+        description = "The code, verifier and redirect URI, as \
+            `application/json` or `application/x-www-form-urlencoded`, optionally with \
+            `charset=utf-8`; anything else is 415. At most 16 KiB (413).",
+        content(
+            (crate::routes::input::TokenRequest = "application/json"),
+            (crate::routes::input::TokenRequest = "application/x-www-form-urlencoded"),
+        )
+    ),
+    responses(
+        (status = 200, response = crate::openapi::TokenIssued),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 408, response = crate::openapi::RequestTimeout),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 502, response = crate::openapi::BadGateway),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    )
+)]
 pub async fn token(
     State(state): State<AppState>,
     provider: Result<Path<String>, PathRejection>,
@@ -47,6 +85,43 @@ pub async fn token(
 }
 
 /// `POST /api/v1/{provider}/refresh`: `refresh_token` → token response.
+#[utoipa::path(
+    post,
+    path = "/api/v1/{provider}/refresh",
+    operation_id = "refreshToken",
+    tag = "oauth",
+    summary = "Refresh an access token",
+    description = "RFC 6749 §6. `invalid_grant` means the grant is gone: log in again. Kick returns \
+        a new refresh token on every refresh: store it.",
+    params((
+        "provider" = String,
+        Path,
+        description = "A provider name from the config (a table under `[providers]`); `kick` in the \
+            default config. Any other name is 404 `not_found`.",
+        example = "kick"
+    )),
+    request_body(
+        description = "The refresh token, as \
+            `application/json` or `application/x-www-form-urlencoded`, optionally with \
+            `charset=utf-8`; anything else is 415. At most 16 KiB (413).",
+        content(
+            (crate::routes::input::RefreshRequest = "application/json"),
+            (crate::routes::input::RefreshRequest = "application/x-www-form-urlencoded"),
+        )
+    ),
+    responses(
+        (status = 200, response = crate::openapi::TokenIssued),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 408, response = crate::openapi::RequestTimeout),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 502, response = crate::openapi::BadGateway),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     provider: Result<Path<String>, PathRejection>,
@@ -57,6 +132,43 @@ pub async fn refresh(
 
 /// `POST /api/v1/{provider}/revoke`: `token`, optional `token_type_hint` → 200 `{}`, also for
 /// unknown tokens (RFC 7009 §2.2).
+#[utoipa::path(
+    post,
+    path = "/api/v1/{provider}/revoke",
+    operation_id = "revokeToken",
+    tag = "oauth",
+    summary = "Revoke a token",
+    description = "RFC 7009. 200 `{}` also for a token the provider does not know (RFC 7009 §2.2). \
+        404 when the provider has no revocation endpoint configured.",
+    params((
+        "provider" = String,
+        Path,
+        description = "A provider name from the config (a table under `[providers]`); `kick` in the \
+            default config. Any other name is 404 `not_found`.",
+        example = "kick"
+    )),
+    request_body(
+        description = "The token and an optional hint, as \
+            `application/json` or `application/x-www-form-urlencoded`, optionally with \
+            `charset=utf-8`; anything else is 415. At most 16 KiB (413).",
+        content(
+            (crate::routes::input::RevokeRequest = "application/json"),
+            (crate::routes::input::RevokeRequest = "application/x-www-form-urlencoded"),
+        )
+    ),
+    responses(
+        (status = 200, response = crate::openapi::Revoked),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 408, response = crate::openapi::RequestTimeout),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 502, response = crate::openapi::BadGateway),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     provider: Result<Path<String>, PathRejection>,
@@ -80,7 +192,7 @@ async fn serve(
     let mut reply = match read_fields(request, state.body_read_timeout()).await {
         Ok(fields) => match endpoint {
             Endpoint::Token => {
-                match CodeExchange::from_fields(&fields, &provider.allowed_redirect_uris) {
+                match CodeExchange::from_fields(&fields, &provider.allowed_redirect_uris.load()) {
                     Ok(input) => redeem(&state, &provider, endpoint, Input::Code(input)).await,
                     Err(error) => error.into(),
                 }
@@ -229,7 +341,14 @@ where
         }
         .into();
     }
+    let started = std::time::Instant::now();
     let result = call(&provider.upstream).await;
+    crate::metrics::record_upstream(
+        &provider.label.name,
+        endpoint.as_str(),
+        result.as_ref().map_or_else(UpstreamError::kind, |_| "ok"),
+        started.elapsed(),
+    );
     provider.breaker.record(match &result {
         Ok(_) => true,
         Err(error) => !error.is_provider_failure(),

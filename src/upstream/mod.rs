@@ -12,6 +12,7 @@ use crate::oauth::{
     sanitize_description, OAuthErrorCode, RequestSecrets, TokenResponse, TokenResponseError,
 };
 use crate::secret::{AnyToken, AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken};
+use arc_swap::ArcSwap;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -152,8 +153,17 @@ pub struct Upstream {
     token_url: Url,
     revoke_url: Option<Url>,
     client_id: String,
-    client_secret: ClientSecret,
+    credentials: ArcSwap<Credentials>,
     timeout: Duration,
+}
+
+/// The client secrets in force; swapped whole on reload (SIGHUP) or when the next one is promoted.
+#[derive(Debug)]
+pub struct Credentials {
+    /// Sent with every token request.
+    pub current: ClientSecret,
+    /// Tried once when the provider answers `invalid_client` to the current one.
+    pub next: Option<ClientSecret>,
 }
 
 impl ProviderSettings {
@@ -178,18 +188,70 @@ impl ProviderSettings {
             token_url: self.token_url.clone(),
             revoke_url: self.revoke_url.clone(),
             client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
+            credentials: ArcSwap::from_pointee(Credentials {
+                current: self.client_secret.clone(),
+                next: self.next_client_secret.clone(),
+            }),
             timeout: self.timeout,
         })
     }
 }
 
 impl Upstream {
+    /// Replaces the secrets (reload): requests already sent keep the old one, the next use the new.
+    pub fn set_credentials(&self, credentials: Credentials) {
+        self.credentials.store(std::sync::Arc::new(credentials));
+    }
+
     /// Redeems a grant at the token endpoint (credentials `client_secret_post`, RFC 6749 §2.3.1).
     /// On success, the HTTP status and the normalised token response.
+    ///
+    /// During a secret rotation (a `next` secret configured), an `invalid_client` answer to the
+    /// current secret is followed by one attempt with the next one. That is safe: the provider
+    /// authenticates the client before it looks at the grant (RFC 6749 §5.2, fosite), so the code
+    /// or refresh token was not used. If the next secret works, it becomes the current one.
     pub async fn token(&self, grant: Grant<'_>) -> Result<Answer<TokenResponse>, UpstreamError> {
-        let secret = self.client_secret.secret();
-        let (form, secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match &grant {
+        let credentials = self.credentials.load_full();
+        let first = self.token_with(&grant, &credentials.current).await;
+        let (
+            Err(UpstreamError::Refused {
+                code: OAuthErrorCode::InvalidClient,
+                ..
+            }),
+            Some(next),
+        ) = (&first, &credentials.next)
+        else {
+            return first;
+        };
+        tracing::warn!("the provider refused the current client secret; trying the next one");
+        let second = self.token_with(&grant, next).await;
+        let next_accepted = !matches!(
+            &second,
+            Err(UpstreamError::Refused {
+                code: OAuthErrorCode::InvalidClient,
+                ..
+            })
+        );
+        if next_accepted {
+            tracing::warn!(
+                "the provider accepted the next client secret: it is now the current one; \
+                 move it to client_secret(_file) before the next reload"
+            );
+            self.set_credentials(Credentials {
+                current: next.clone(),
+                next: None,
+            });
+        }
+        second
+    }
+
+    async fn token_with(
+        &self,
+        grant: &Grant<'_>,
+        client_secret: &ClientSecret,
+    ) -> Result<Answer<TokenResponse>, UpstreamError> {
+        let secret = client_secret.secret();
+        let (form, secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match grant {
             Grant::AuthorizationCode {
                 code,
                 verifier,

@@ -23,6 +23,10 @@ pub const NEW_REFRESH_TOKEN: &str = "ZTLHNDE3NZMTMWRKNS0ZZWEYLTK0ZDITMMY2OGQ2YWE
 /// A running proxy and its fake provider.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`), when the test's config sets `server.admin_listen`.
+    pub admin: Option<SocketAddr>,
+    /// The certificate reloader, when the test's config sets `[server.tls]`.
+    pub tls: Option<std::sync::Arc<kick_oauth_proxy::tls::TlsReloader>>,
     pub upstream: MockServer,
     pub http: reqwest::Client,
 
@@ -72,6 +76,8 @@ pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
     let settings = Settings::from_toml_with_env(&toml, []).expect("test config is valid");
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.local_addr();
+    let admin = app.admin_addr();
+    let tls = app.tls();
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
@@ -79,6 +85,8 @@ pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
     }));
     TestApp {
         addr,
+        admin,
+        tls,
         upstream,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -236,4 +244,89 @@ pub async fn assert_kick_502(response: reqwest::Response) {
             "details": "Failed to communicate with Kick OAuth server"
         })
     );
+}
+
+/// The real binary, `serve`-ing a config file, with its JSON log lines collected.
+pub struct RunningBinary {
+    pub child: std::process::Child,
+    pub addr: String,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+/// Starts `kick-oauth-proxy serve --config config` and waits for its "listening" line.
+pub async fn spawn_binary(config: &std::path::Path) -> RunningBinary {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+        .args(["serve", "--config", config.to_str().expect("utf8 path")])
+        .env("KICK_PROXY_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut running = RunningBinary {
+        child,
+        addr: String::new(),
+        lines,
+        seen: Vec::new(),
+    };
+    let listening = running.wait_for_log("listening").await;
+    running.addr = listening["addr"].as_str().expect("addr").to_owned();
+    running
+}
+
+impl RunningBinary {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, …) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (10 s at most) for a log line whose message contains `needle`; returns it parsed.
+    pub async fn wait_for_log(&mut self, needle: &str) -> Value {
+        loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(10), self.lines.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no log line with {needle:?} in time; saw {:?}", self.seen)
+                })
+                .expect("the process is running");
+            self.seen.push(line.clone());
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                if event["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(needle))
+                {
+                    return event;
+                }
+            }
+        }
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub async fn exit_code(mut self) -> Option<i32> {
+        tokio::task::spawn_blocking(move || self.child.wait())
+            .await
+            .expect("join")
+            .expect("wait")
+            .code()
+    }
 }

@@ -2,8 +2,6 @@
 
 use crate::helpers::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -164,58 +162,23 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("proxy.toml");
     std::fs::write(&config, config_toml(&upstream.uri())).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
-        .args(["serve", "--config", config.to_str().expect("utf8")])
-        .env("KICK_PROXY_LOG__FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), lines_rx.recv())
-            .await
-            .expect("a log line in time")
-            .expect("the process is running");
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "listening" {
-            break event["addr"].as_str().expect("addr").to_owned();
-        }
-    };
+    let binary = spawn_binary(&config).await;
 
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client");
     let request = tokio::spawn({
-        let http = http.clone();
-        let url = format!("http://{addr}/api/v1/kick/token");
+        let url = binary.url("/api/v1/kick/token");
         async move { http.post(url).json(&exchange_body()).send().await }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
+    binary.signal("TERM");
 
     let response = request
         .await
         .expect("task")
         .expect("in-flight request answered");
     assert_eq!(response.status(), 200);
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(binary.exit_code().await, Some(0));
 }

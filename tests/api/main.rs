@@ -1,5 +1,6 @@
 //! Integration tests: the real application on a real port, a wiremock provider behind it.
 
+mod adversarial;
 mod client_manager;
 mod config;
 mod e2e;
@@ -7,10 +8,14 @@ mod helpers;
 mod lifecycle;
 mod limits;
 mod login_command;
+mod metrics;
 mod oauth2_crate;
+mod openapi;
 mod redirect_allowlist;
 mod replay;
 mod revoke;
+mod rotation;
+mod tls;
 mod token;
 mod upstream_faults;
 mod validation;

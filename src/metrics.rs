@@ -1,0 +1,169 @@
+//! Prometheus metrics, served on the admin listener (`server.admin_listen`), never on the public
+//! port. Built on the `metrics` facade and its Prometheus exporter.
+//!
+//! Labels are bounded and hold nothing secret or personal: provider (from the config), endpoint,
+//! status, error code (OAuth codes outside the RFC 6749 set become `other`), upstream outcome kind.
+//! Never a token, a code, an IP address or a path as sent.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `kick_proxy_requests_total` | counter | provider, endpoint, status, error |
+//! | `kick_proxy_request_duration_seconds` | histogram | provider, endpoint |
+//! | `kick_proxy_upstream_requests_total` | counter | provider, endpoint, outcome |
+//! | `kick_proxy_upstream_duration_seconds` | histogram | provider, endpoint, outcome |
+//! | `kick_proxy_replay_hits_total` | counter | provider, endpoint |
+//! | `kick_proxy_singleflight_shared_total` | counter | provider, endpoint |
+//! | `kick_proxy_rate_limited_total` | counter | endpoint |
+//! | `kick_proxy_shed_total` | counter | reason (`overloaded`, `breaker_open`) |
+//! | `kick_proxy_build_info` | gauge (1) | version |
+
+use crate::routes::Outcome;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Latency buckets, seconds: a proxy adds microseconds, Kick answers in tens to hundreds of ms,
+/// the deadline is 10 s.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the process-wide recorder once (later calls return the same handle) and starts its
+/// upkeep task. `None` if another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            metrics::gauge!("kick_proxy_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                .set(1.0);
+            Some(handle)
+        })
+        .clone()
+}
+
+/// Drains histogram buffers now and then; the exporter's own HTTP listener would do it, and we do
+/// not use that listener (ours runs on the admin port with the rest of the service).
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// RFC 6749 §5.2 codes and ours keep their name; anything else a provider invents is `other`.
+fn error_label(code: &str) -> &str {
+    match code {
+        "invalid_request"
+        | "invalid_client"
+        | "invalid_grant"
+        | "unauthorized_client"
+        | "unsupported_grant_type"
+        | "invalid_scope"
+        | "unsupported_token_type"
+        | "access_denied"
+        | "not_found"
+        | "slow_down"
+        | "temporarily_unavailable" => code,
+        c if c.starts_with("error_") && c.ends_with("_server_error") => "server_error",
+        _ => "other",
+    }
+}
+
+/// One finished request.
+pub fn record_request(outcome: &Outcome, route: &str, status: u16, latency: Duration) {
+    let provider = outcome
+        .provider
+        .as_ref()
+        .map_or("none", |p| p.name.as_str())
+        .to_owned();
+    let endpoint = outcome.endpoint.unwrap_or(match route {
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/api/v1/openapi.json" => "openapi",
+        r if r.ends_with("/token") => "token",
+        r if r.ends_with("/refresh") => "refresh",
+        r if r.ends_with("/revoke") => "revoke",
+        _ => "other",
+    });
+    let error = outcome.error.as_deref().map_or("none", error_label);
+    metrics::counter!(
+        "kick_proxy_requests_total",
+        "provider" => provider.clone(),
+        "endpoint" => endpoint,
+        "status" => status.to_string(),
+        "error" => error.to_owned(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        "kick_proxy_request_duration_seconds",
+        "provider" => provider.clone(),
+        "endpoint" => endpoint,
+    )
+    .record(latency.as_secs_f64());
+    match outcome.served_from {
+        Some("replay") => metrics::counter!(
+            "kick_proxy_replay_hits_total", "provider" => provider, "endpoint" => endpoint
+        )
+        .increment(1),
+        Some("shared") => metrics::counter!(
+            "kick_proxy_singleflight_shared_total", "provider" => provider, "endpoint" => endpoint
+        )
+        .increment(1),
+        _ => {}
+    }
+    match outcome.error.as_deref() {
+        Some("slow_down") => {
+            metrics::counter!("kick_proxy_rate_limited_total", "endpoint" => endpoint).increment(1)
+        }
+        Some("temporarily_unavailable") => metrics::counter!(
+            "kick_proxy_shed_total",
+            "reason" => if outcome.upstream == Some("breaker_open") { "breaker_open" } else { "overloaded" },
+        )
+        .increment(1),
+        _ => {}
+    }
+}
+
+/// One provider call and how it ended (`ok`, `oauth_error`, `timeout`, `5xx`, `waf_or_html`,
+/// `connect`, …).
+pub fn record_upstream(
+    provider: &str,
+    endpoint: &'static str,
+    outcome: &'static str,
+    latency: Duration,
+) {
+    metrics::counter!(
+        "kick_proxy_upstream_requests_total",
+        "provider" => provider.to_owned(),
+        "endpoint" => endpoint,
+        "outcome" => outcome,
+    )
+    .increment(1);
+    metrics::histogram!(
+        "kick_proxy_upstream_duration_seconds",
+        "provider" => provider.to_owned(),
+        "endpoint" => endpoint,
+        "outcome" => outcome,
+    )
+    .record(latency.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_label;
+
+    #[test]
+    fn provider_invented_codes_do_not_become_labels() {
+        assert_eq!(error_label("invalid_grant"), "invalid_grant");
+        assert_eq!(error_label("error_kick_server_error"), "server_error");
+        assert_eq!(error_label("NZQ4ZWE3OTCTMJC5ZS0ZNJQ5"), "other");
+    }
+}

@@ -1,0 +1,458 @@
+//! The OpenAPI 3.1 document of the public API, generated from the code with utoipa, and served at
+//! `GET /api/v1/openapi.json`.
+//!
+//! Where each part comes from:
+//! - operations: the `#[utoipa::path]` annotations on the handlers (`routes::token`,
+//!   `routes::health`, and [`serve`] here);
+//! - request bodies: the documentation structs next to the rules they restate
+//!   (`routes::input::{TokenRequest, RefreshRequest, RevokeRequest}`), probe bodies next to the
+//!   probes (`routes::health::{Liveness, Readiness}`);
+//! - the token response and the error body: [`TokenResponse`] and [`ErrorResponse`] below, because
+//!   their runtime types (`oauth::TokenResponse`, a JSON map passed through, and
+//!   `error::ApiError`, rendered by hand) are not serde-shaped structs;
+//! - the reusable responses (one per error status of the contract's table, with its `error` codes
+//!   as examples and `Retry-After`/`Allow` where sent) and the headers the middleware puts on every
+//!   answer (`Cache-Control`, `Pragma`, `x-request-id`): this module.
+//!
+//! The document is committed as `openapi.json` at the repository root; `tests/api/openapi.rs` keeps
+//! it byte-identical to [`document_json`] (`UPDATE_OPENAPI=1 cargo test --test api openapi`
+//! rewrites it) and `scripts/schemathesis.sh` fuzzes the running server against it.
+
+use crate::error::json_response;
+use crate::routes::{health, token};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{self, ContentBuilder, RefOr, Required, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+
+/// The document's source: the annotated handlers and the reusable responses.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "kick-oauth-proxy",
+        description = "OAuth token-exchange proxy for desktop apps. Kick's OAuth 2.1 server (like \
+            Twitch's and Google's for desktop clients) requires `client_secret` on its token \
+            endpoint even with PKCE, and a desktop app cannot keep a secret: the app sends its \
+            authorization code or refresh token here; the proxy checks it, adds the client \
+            credentials, calls the provider once and returns the tokens.\n\n\
+            Every response is JSON with `Cache-Control: no-store` and `Pragma: no-cache`, and \
+            carries an `x-request-id`. Every error is `{\"error\": \"<code>\", \
+            \"error_description\": \"<fixed, safe text>\"}`; descriptions never echo a code, \
+            verifier or token.",
+    ),
+    paths(
+        token::token,
+        token::refresh,
+        token::revoke,
+        health::healthz,
+        health::readyz,
+        serve,
+    ),
+    components(
+        schemas(ErrorResponse, TokenResponse, RevokeResponse),
+        responses(
+            TokenIssued,
+            Revoked,
+            BadRequest,
+            NotFound,
+            MethodNotAllowed,
+            RequestTimeout,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            TooManyRequests,
+            BadGateway,
+            ServiceUnavailable,
+        ),
+    ),
+    tags(
+        (name = "oauth", description = "Token exchange, refresh and revocation."),
+        (name = "probes", description = "Liveness and readiness for orchestrators and load balancers."),
+        (name = "meta", description = "This document."),
+    ),
+    modifiers(&License, &RequestId, &CommonHeaders),
+)]
+pub struct ApiDoc;
+
+/// The document.
+pub fn document() -> openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| {
+    let mut text = document()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the OpenAPI document: {e}\"}}"));
+    text.push('\n');
+    text
+});
+
+/// The document as pretty-printed JSON with a final newline: what `GET /api/v1/openapi.json`
+/// serves and what the committed `openapi.json` holds. Rendered once.
+pub fn document_json() -> &'static str {
+    &DOCUMENT_JSON
+}
+
+/// `GET /api/v1/openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "meta",
+    summary = "This OpenAPI document",
+    description = "The OpenAPI 3.1 document of the public API, generated from the code at build \
+        time. Never rate limited or shed.",
+    responses((status = 200, description = "The document.", body = Object))
+)]
+pub async fn serve() -> Response {
+    json_response(StatusCode::OK, document_json().as_bytes())
+}
+
+/// A successful token response (RFC 6749 §5.1), normalised by the proxy. Fields the provider sent
+/// beyond these (an `id_token`, say) pass through unchanged.
+#[derive(ToSchema, serde::Serialize)]
+#[schema(examples(json!({
+    "access_token": "NJY1YJYYMGITNMRJZC0ZMTUWLTG1ZWQTOTU2ZJRINDM1YMY0",
+    "token_type": "Bearer",
+    "expires_in": 7200,
+    "refresh_token": "ZTLHNDE3NZMTMWRKNS0ZZWEYLTK0ZDITMMY2OGQ2YWEWZJGW",
+    "scope": "user:read channel:read"
+})))]
+pub struct TokenResponse {
+    /// The access token.
+    #[schema(min_length = 1)]
+    pub access_token: String,
+    /// `Bearer` (a provider's `bearer` is normalised); another type the provider named is kept.
+    #[schema(examples("Bearer"))]
+    pub token_type: String,
+    /// Lifetime in seconds, always an integer (a provider's `"7200"` is normalised); absent when
+    /// the provider sent none or something that is not a non-negative integer.
+    #[schema(required = false, nullable = false, examples(7200))]
+    pub expires_in: Option<u64>,
+    /// Present when the provider sent one. Kick sends a new one on every refresh: store it.
+    #[schema(required = false, nullable = false)]
+    pub refresh_token: Option<String>,
+    /// Present when the provider sent it: one space-separated string (a list is joined).
+    #[schema(required = false, nullable = false, examples("user:read channel:read"))]
+    pub scope: Option<String>,
+    /// Any other field the provider sent (an `id_token`, say), unchanged.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// The revocation answer: always the empty object (RFC 7009 §2.2).
+#[derive(ToSchema)]
+#[schema(max_properties = 0, examples(json!({})))]
+pub struct RevokeResponse {}
+
+/// Every error (RFC 6749 §5.2 shape).
+#[derive(ToSchema)]
+pub struct ErrorResponse {
+    /// The error code: `invalid_request`, `not_found`, `slow_down`, `temporarily_unavailable`,
+    /// `error_<provider>_server_error` (502), or the provider's own code for a refused grant
+    /// (`invalid_grant`, `invalid_scope`, …).
+    #[schema(min_length = 1)]
+    pub error: String,
+    /// A fixed text, or the provider's description sanitised (printable ASCII without `"` and
+    /// `\`, at most 512 characters). Never echoes the request's code, verifier or tokens.
+    pub error_description: String,
+    /// On 502 only: a copy of `error_description` (the shape TeamBattles documented).
+    #[schema(required = false, nullable = false)]
+    pub details: Option<String>,
+}
+
+fn error_example(error: &str, description: &str) -> Value {
+    json!({"error": error, "error_description": description})
+}
+
+fn integer_header(description: &str) -> openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        )
+        .description(Some(description))
+        .build()
+}
+
+fn string_header(description: &str, example: Option<&str>) -> openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .examples(example.map(|e| json!(e))),
+        )
+        .description(Some(description))
+        .build()
+}
+
+fn retry_after(description: &str) -> (&'static str, openapi::header::Header) {
+    ("Retry-After", integer_header(description))
+}
+
+/// A reusable JSON response: `schema` (a component name), its description, named examples and
+/// headers beyond the common ones (which [`CommonHeaders`] adds everywhere).
+fn json_answer(
+    description: &str,
+    schema: &str,
+    examples: &[(&str, Value)],
+    headers: Vec<(&'static str, openapi::header::Header)>,
+) -> RefOr<openapi::Response> {
+    let mut content = ContentBuilder::new().schema(Some(openapi::Ref::from_schema_name(schema)));
+    content = if let [(_, only)] = examples {
+        content.example(Some(only.clone()))
+    } else {
+        content.examples_from_iter(examples.iter().map(|(name, value)| {
+            (
+                *name,
+                ExampleBuilder::new().value(Some(value.clone())).build(),
+            )
+        }))
+    };
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content.build());
+    for (name, header) in headers {
+        response = response.header(name, header);
+    }
+    RefOr::T(response.build())
+}
+
+/// Declares the reusable responses: a unit struct per response, implementing [`ToResponse`].
+macro_rules! responses {
+    ($($(#[$doc:meta])* $name:ident => $body:expr;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<openapi::Response>) {
+                (stringify!($name), $body)
+            }
+        }
+    )*};
+}
+
+responses! {
+    /// 200 from `/token` and `/refresh`.
+    TokenIssued => json_answer(
+        "The provider issued tokens. An identical retry within the replay window gets this same \
+         answer without a second provider call.",
+        "TokenResponse",
+        &[],
+        vec![],
+    );
+    /// 200 from `/revoke`.
+    Revoked => json_answer(
+        "Revoked, or unknown to the provider (RFC 7009 §2.2): either way the token is no longer \
+         usable.",
+        "RevokeResponse",
+        &[("revoked", json!({}))],
+        vec![],
+    );
+    /// 400: the caller's request, or the provider refused the grant.
+    BadRequest => json_answer(
+        "A field missing, empty, sent twice, not a string or malformed; a bad `code_verifier`; a \
+         `redirect_uri` not allowed; a body that is not a JSON object or a form: `invalid_request`. \
+         Or the provider refused the grant (`invalid_grant`, `invalid_scope`, …): its code, its \
+         description sanitised.",
+        "ErrorResponse",
+        &[
+            ("invalid_request", error_example(
+                "invalid_request",
+                "The `redirect_uri` is not one this server allows.",
+            )),
+            ("invalid_grant", error_example(
+                "invalid_grant",
+                "The authorization grant or refresh token is invalid, expired, revoked or was \
+                 issued to another client.",
+            )),
+        ],
+        vec![],
+    );
+    /// 404: unknown provider or path.
+    NotFound => json_answer(
+        "Unknown provider (or path); on `/revoke` also a provider without a revocation endpoint.",
+        "ErrorResponse",
+        &[("not_found", error_example("not_found", "No such endpoint or provider."))],
+        vec![],
+    );
+    /// 405: wrong method, with `Allow`.
+    MethodNotAllowed => json_answer(
+        "Wrong method for this path.",
+        "ErrorResponse",
+        &[("invalid_request", error_example(
+            "invalid_request",
+            "Method not allowed for this endpoint.",
+        ))],
+        vec![("Allow", string_header("The methods this path accepts.", Some("POST")))],
+    );
+    /// 408: the body did not arrive in time.
+    RequestTimeout => json_answer(
+        "The request body was not received within `body_read_timeout_secs`.",
+        "ErrorResponse",
+        &[("invalid_request", error_example(
+            "invalid_request",
+            "The request body was not received in time.",
+        ))],
+        vec![],
+    );
+    /// 413: body over 16 KiB.
+    PayloadTooLarge => json_answer(
+        "The body is over 16 KiB (refused without reading the rest when `Content-Length` says so).",
+        "ErrorResponse",
+        &[("invalid_request", error_example(
+            "invalid_request",
+            "The request body is larger than 16 KiB.",
+        ))],
+        vec![],
+    );
+    /// 415: neither JSON nor a form.
+    UnsupportedMediaType => json_answer(
+        "The content type is neither `application/json` nor `application/x-www-form-urlencoded`, \
+         or its charset is not UTF-8.",
+        "ErrorResponse",
+        &[("invalid_request", error_example(
+            "invalid_request",
+            "Send application/json or application/x-www-form-urlencoded (UTF-8).",
+        ))],
+        vec![],
+    );
+    /// 429: rate limited.
+    TooManyRequests => json_answer(
+        "Too many requests from this client IP for this endpoint (per-IP token buckets). Answered \
+         before the body is read; the provider is not called.",
+        "ErrorResponse",
+        &[("slow_down", error_example(
+            "slow_down",
+            "Too many requests; retry after 42 seconds.",
+        ))],
+        vec![retry_after(
+            "Whole seconds, at least 1, until this client's next request will be accepted.",
+        )],
+    );
+    /// 502: the provider could not be used.
+    BadGateway => json_answer(
+        "The provider could not be used: unreachable, timed out, 5xx, not JSON, a WAF or HTML \
+         page, a redirect, over 64 KiB, no `access_token`, or it rejected this server's client \
+         credentials. `error` is `error_<provider>_server_error`; `details` repeats the \
+         description. Retry later: the proxy never retries a call that may have reached the \
+         provider.",
+        "ErrorResponse",
+        &[("error_kick_server_error", json!({
+            "error": "error_kick_server_error",
+            "error_description": "Failed to communicate with Kick OAuth server",
+            "details": "Failed to communicate with Kick OAuth server"
+        }))],
+        vec![],
+    );
+    /// 503: overloaded, or the provider's breaker is open.
+    ServiceUnavailable => json_answer(
+        "Overloaded (too many requests or provider calls in progress: `Retry-After: 1`), or the \
+         provider has been failing and its circuit breaker is open (`Retry-After`: seconds until \
+         the next probe call).",
+        "ErrorResponse",
+        &[("temporarily_unavailable", error_example(
+            "temporarily_unavailable",
+            "The service is busy or the provider is failing; retry later.",
+        ))],
+        vec![retry_after("Whole seconds, at least 1, to wait before retrying.")],
+    );
+}
+
+/// `info.license`: the crate's SPDX expression as the 3.1 `identifier`.
+struct License;
+
+impl Modify for License {
+    fn modify(&self, openapi: &mut openapi::OpenApi) {
+        let spdx = env!("CARGO_PKG_LICENSE");
+        openapi.info.license = Some(
+            openapi::info::LicenseBuilder::new()
+                .name(spdx)
+                .identifier(Some(spdx))
+                .build(),
+        );
+    }
+}
+
+/// The optional `x-request-id` request header, read by the request-log layer on every route.
+struct RequestId;
+
+impl Modify for RequestId {
+    fn modify(&self, openapi: &mut openapi::OpenApi) {
+        let parameter = ParameterBuilder::new()
+            .name("x-request-id")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Correlates the request with the proxy's log line. Used and echoed back when it is \
+                 1 to 128 characters of `A-Z a-z 0-9 . _ : -`; otherwise (or when absent) the proxy \
+                 generates one.",
+            ))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .example(Some(json!("c0ffee-1234")))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(parameter.clone());
+            }
+        }
+    }
+}
+
+/// The headers every answer carries: `Cache-Control` and `Pragma` (set with the JSON body) and
+/// `x-request-id` (set by the request-log layer), on every response of every operation and
+/// component.
+struct CommonHeaders;
+
+impl Modify for CommonHeaders {
+    fn modify(&self, openapi: &mut openapi::OpenApi) {
+        let common: BTreeMap<&str, openapi::header::Header> = BTreeMap::from([
+            (
+                "Cache-Control",
+                string_header(
+                    "Always `no-store`: the body may hold tokens.",
+                    Some("no-store"),
+                ),
+            ),
+            (
+                "Pragma",
+                string_header("Always `no-cache`.", Some("no-cache")),
+            ),
+            (
+                "x-request-id",
+                string_header(
+                    "The request's id: the caller's `x-request-id` when sane, else generated.",
+                    Some("c0ffee-1234"),
+                ),
+            ),
+        ]);
+        let add = |response: &mut RefOr<openapi::Response>| {
+            if let RefOr::T(response) = response {
+                for (name, header) in &common {
+                    response
+                        .headers
+                        .entry((*name).to_owned())
+                        .or_insert_with(|| header.clone());
+                }
+            }
+        };
+        if let Some(components) = openapi.components.as_mut() {
+            components.responses.values_mut().for_each(add);
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation.responses.responses.values_mut().for_each(add);
+            }
+        }
+    }
+}

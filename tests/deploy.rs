@@ -1,0 +1,1269 @@
+//! Offline checks of what ships the proxy: `deploy/kubernetes/` (parsed, cross-checked against the
+//! ConfigMap's `config.toml` run through the real config validation), the release workflow, the
+//! Dockerfile's `HEALTHCHECK`, and the `healthcheck` subcommand it runs. No kubectl, no network.
+//!
+//! The manifest checks collect problems instead of panicking, so `every_manifest_regression_is_caught`
+//! can break the shipped files one way at a time and prove each check fails when it should.
+
+use kick_oauth_proxy::config::{LogFormat, Settings};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use yaml_rust2::{Yaml, YamlLoader};
+
+const DEPLOY_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
+const KUSTOMIZATION: &str = "kustomization.yaml";
+const PROXY_BIN: &str = env!("CARGO_BIN_EXE_kick-oauth-proxy");
+/// The distroless `nonroot` user the image runs as.
+const NONROOT_UID: i64 = 65532;
+
+macro_rules! ensure {
+    ($problems:expr, $ok:expr, $($message:tt)+) => {
+        if !$ok {
+            $problems.push(format!($($message)+));
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+/// The manifest files by name, as text, so a test can break one and check again.
+#[derive(Clone)]
+struct Files(BTreeMap<String, String>);
+
+impl Files {
+    fn shipped() -> Self {
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(DEPLOY_DIR).expect("deploy/kubernetes exists") {
+            let path = entry.expect("readable directory").path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                let name = file_name(&path);
+                let text = std::fs::read_to_string(&path).expect("readable manifest");
+                files.insert(name, text);
+            }
+        }
+        Self(files)
+    }
+
+    /// A copy with the first `from` in `file` replaced (`all`: every one). Panics when `from` is
+    /// not there: the regression table is out of date, not the manifests.
+    fn with(&self, file: &str, from: &str, to: &str, all: bool) -> Self {
+        let mut files = self.clone();
+        let text = files.0.get_mut(file).expect("file in the table exists");
+        assert!(
+            text.contains(from),
+            "regression table: {file} has no {from:?}"
+        );
+        *text = if all {
+            text.replace(from, to)
+        } else {
+            text.replacen(from, to, 1)
+        };
+        files
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Every parsed Kubernetes object (the kustomization apart).
+struct Manifests {
+    docs: Vec<Doc>,
+    kustomization: Yaml,
+}
+
+struct Doc {
+    file: String,
+    yaml: Yaml,
+}
+
+impl Doc {
+    fn kind(&self) -> &str {
+        self.yaml["kind"].as_str().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.yaml["metadata"]["name"].as_str().unwrap_or_default()
+    }
+}
+
+impl Manifests {
+    fn parse(files: &Files, problems: &mut Vec<String>) -> Self {
+        let mut docs = Vec::new();
+        let mut kustomization = Yaml::BadValue;
+        for (file, text) in &files.0 {
+            let parsed = match YamlLoader::load_from_str(text) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    problems.push(format!("{file}: not valid YAML: {error}"));
+                    continue;
+                }
+            };
+            for yaml in parsed.into_iter().filter(|y| !y.is_null()) {
+                if file == KUSTOMIZATION {
+                    kustomization = yaml;
+                } else {
+                    docs.push(Doc {
+                        file: file.clone(),
+                        yaml,
+                    });
+                }
+            }
+        }
+        Self {
+            docs,
+            kustomization,
+        }
+    }
+
+    fn of_kind(&self, kind: &str) -> Vec<&Doc> {
+        self.docs.iter().filter(|d| d.kind() == kind).collect()
+    }
+
+    /// The only object of `kind`; a problem when there are none or several.
+    fn one(&self, kind: &str, problems: &mut Vec<String>) -> Option<&Yaml> {
+        let found = self.of_kind(kind);
+        ensure!(
+            problems,
+            found.len() == 1,
+            "expected exactly one {kind}, found {}",
+            found.len()
+        );
+        found.first().map(|d| &d.yaml)
+    }
+
+    fn named(&self, kind: &str, name: &str) -> Option<&Yaml> {
+        self.of_kind(kind)
+            .into_iter()
+            .find(|d| d.name() == name)
+            .map(|d| &d.yaml)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small YAML helpers
+
+fn list(yaml: &Yaml) -> &[Yaml] {
+    yaml.as_vec().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn text(yaml: &Yaml) -> &str {
+    yaml.as_str().unwrap_or_default()
+}
+
+/// A string map such as `matchLabels` or `data`.
+fn string_map(yaml: &Yaml) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for (k, v) in yaml.as_hash().into_iter().flatten() {
+        if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
+            map.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    map
+}
+
+/// A label selector (`matchLabels`) that is non-empty and selects the pods.
+fn selects(selector: &Yaml, pod_labels: &BTreeMap<String, String>) -> bool {
+    let wanted = string_map(selector);
+    !wanted.is_empty() && wanted.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
+}
+
+fn parent_and_name(path: &str) -> (String, String) {
+    let path = Path::new(path);
+    let parent = path
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (parent, file_name(path))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks
+
+/// Everything wrong with a set of manifest files; empty when they are fit to ship.
+fn problems(files: &Files) -> Vec<String> {
+    let mut p = Vec::new();
+    let m = Manifests::parse(files, &mut p);
+    check_documents(&m, &mut p);
+    check_kustomization(files, &m, &mut p);
+    let Some(deployment) = m.one("Deployment", &mut p) else {
+        return p;
+    };
+    let pod = Pod::of(deployment);
+    let config = Config::check(&m, &pod, &mut p);
+    check_deployment(&m, deployment, &pod, config.as_ref(), &mut p);
+    check_service(&m, &pod, &mut p);
+    check_ingress(&m, &mut p);
+    check_autoscaling(&m, deployment, &pod, &mut p);
+    check_network_policy(&m, &pod, config.as_ref(), &mut p);
+    p
+}
+
+fn check_documents(m: &Manifests, p: &mut Vec<String>) {
+    let namespace = text(&m.kustomization["namespace"]);
+    let mut seen = BTreeSet::new();
+    for doc in &m.docs {
+        let file = &doc.file;
+        ensure!(
+            p,
+            !text(&doc.yaml["apiVersion"]).is_empty(),
+            "{file}: no apiVersion"
+        );
+        ensure!(p, !doc.kind().is_empty(), "{file}: no kind");
+        ensure!(p, !doc.name().is_empty(), "{file}: no metadata.name");
+        ensure!(
+            p,
+            seen.insert((doc.kind().to_owned(), doc.name().to_owned())),
+            "{file}: a second {} named {}",
+            doc.kind(),
+            doc.name()
+        );
+        let own_namespace = text(&doc.yaml["metadata"]["namespace"]);
+        if doc.kind() == "Namespace" {
+            ensure!(
+                p,
+                doc.name() == namespace,
+                "{file}: Namespace {} is not the kustomization's namespace {namespace}",
+                doc.name()
+            );
+        } else {
+            // Plain `kubectl apply -f` must land in the same namespace as `apply -k`.
+            ensure!(
+                p,
+                own_namespace == namespace,
+                "{file}: metadata.namespace {own_namespace:?} is not the kustomization's {namespace:?}"
+            );
+        }
+    }
+}
+
+fn check_kustomization(files: &Files, m: &Manifests, p: &mut Vec<String>) {
+    let k = &m.kustomization;
+    ensure!(
+        p,
+        text(&k["kind"]) == "Kustomization",
+        "{KUSTOMIZATION}: kind is not Kustomization"
+    );
+    let listed: BTreeSet<&str> = list(&k["resources"]).iter().map(text).collect();
+    for example in listed.iter().filter(|f| f.contains(".example.")) {
+        p.push(format!(
+            "{KUSTOMIZATION}: lists {example}; `kubectl apply -k` would overwrite the real Secret with the placeholder"
+        ));
+    }
+    let expected: BTreeSet<&str> = files
+        .0
+        .keys()
+        .map(String::as_str)
+        .filter(|f| *f != KUSTOMIZATION && !f.contains(".example."))
+        .collect();
+    for missing in expected.difference(&listed) {
+        p.push(format!(
+            "{KUSTOMIZATION}: does not list {missing}, so `kubectl apply -k` skips it"
+        ));
+    }
+    for unknown in listed.difference(&expected) {
+        if !unknown.contains(".example.") {
+            p.push(format!(
+                "{KUSTOMIZATION}: lists {unknown}, which does not exist"
+            ));
+        }
+    }
+}
+
+/// The pod template's parts most checks need.
+struct Pod<'a> {
+    spec: &'a Yaml,
+    container: &'a Yaml,
+    labels: BTreeMap<String, String>,
+}
+
+impl<'a> Pod<'a> {
+    fn of(deployment: &'a Yaml) -> Self {
+        let template = &deployment["spec"]["template"];
+        let spec = &template["spec"];
+        Self {
+            spec,
+            container: &spec["containers"][0],
+            labels: string_map(&template["metadata"]["labels"]),
+        }
+    }
+
+    /// The container's setting, else the pod's (how Kubernetes resolves them).
+    fn security(&self, key: &str) -> &'a Yaml {
+        let own = &self.container["securityContext"][key];
+        if own.is_badvalue() {
+            &self.spec["securityContext"][key]
+        } else {
+            own
+        }
+    }
+
+    fn volume(&self, name: &str) -> &'a Yaml {
+        list(&self.spec["volumes"])
+            .iter()
+            .find(|v| text(&v["name"]) == name)
+            .unwrap_or(&Yaml::BadValue)
+    }
+
+    /// The env the container gets: KICK_PROXY_* values resolved from the manifests.
+    fn env(&self, m: &Manifests, p: &mut Vec<String>) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for var in list(&self.container["env"]) {
+            let name = text(&var["name"]);
+            if !name.starts_with("KICK_PROXY_") {
+                continue;
+            }
+            // Without a `__` the config ignores the variable (it is not KICK_PROXY_<SECTION>__<KEY>).
+            ensure!(
+                p,
+                name.contains("__"),
+                "deployment: env {name} has no `__`, so it overrides no config key"
+            );
+            let value = if let Some(value) = var["value"].as_str() {
+                Some(value.to_owned())
+            } else if !var["valueFrom"]["configMapKeyRef"].is_badvalue() {
+                let r = &var["valueFrom"]["configMapKeyRef"];
+                let (map, key) = (text(&r["name"]), text(&r["key"]));
+                let found = m
+                    .named("ConfigMap", map)
+                    .and_then(|c| string_map(&c["data"]).remove(key));
+                ensure!(
+                    p,
+                    found.is_some(),
+                    "deployment: env {name}: ConfigMap {map} has no key {key}"
+                );
+                found
+            } else if !var["valueFrom"]["secretKeyRef"].is_badvalue() {
+                let r = &var["valueFrom"]["secretKeyRef"];
+                let (secret, key) = (text(&r["name"]), text(&r["key"]));
+                let found = m
+                    .named("Secret", secret)
+                    .is_some_and(|s| secret_keys(s).contains(key));
+                ensure!(
+                    p,
+                    found,
+                    "deployment: env {name}: Secret {secret} has no key {key}"
+                );
+                found.then(|| "secret-from-the-manifests".to_owned())
+            } else {
+                p.push(format!(
+                    "deployment: env {name}: neither a value nor a ConfigMap/Secret key"
+                ));
+                None
+            };
+            if let Some(value) = value {
+                env.push((name.to_owned(), value));
+            }
+        }
+        env
+    }
+}
+
+fn secret_keys(secret: &Yaml) -> BTreeSet<String> {
+    let mut keys: BTreeSet<String> = string_map(&secret["stringData"]).into_keys().collect();
+    keys.extend(string_map(&secret["data"]).into_keys());
+    keys
+}
+
+/// The ConfigMap's `config.toml` and what the proxy makes of it in the pod.
+struct Config {
+    /// The ConfigMap holding `config.toml`.
+    map_name: String,
+    /// Validated with the Deployment's env and a real secret file.
+    settings: Settings,
+    /// provider name → the `client_secret_file` the pod reads.
+    secret_files: BTreeMap<String, String>,
+}
+
+impl Config {
+    fn check(m: &Manifests, pod: &Pod, p: &mut Vec<String>) -> Option<Self> {
+        let maps: Vec<&Doc> = m
+            .of_kind("ConfigMap")
+            .into_iter()
+            .filter(|d| d.yaml["data"]["config.toml"].as_str().is_some())
+            .collect();
+        ensure!(
+            p,
+            maps.len() == 1,
+            "expected one ConfigMap with a config.toml key, found {}",
+            maps.len()
+        );
+        let map = maps.first()?;
+        let toml_text = text(&map.yaml["data"]["config.toml"]);
+        let raw: toml::Table = match toml_text.parse() {
+            Ok(raw) => raw,
+            Err(error) => {
+                p.push(format!("configmap: config.toml is not TOML: {error}"));
+                return None;
+            }
+        };
+        let env = pod.env(m, p);
+        let providers = raw
+            .get("providers")
+            .and_then(|v| v.as_table())
+            .cloned()
+            .unwrap_or_default();
+        let secret = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(secret.path(), "test-client-secret\n").expect("write temp file");
+        let mut validation_env = env.clone();
+        let mut secret_files = BTreeMap::new();
+        for (name, table) in &providers {
+            // A secret inline in a ConfigMap is readable by anyone who can read ConfigMaps.
+            ensure!(
+                p,
+                table.get("client_secret").is_none(),
+                "configmap: providers.{name}.client_secret is inline; mount it as a file"
+            );
+            let var = format!(
+                "KICK_PROXY_PROVIDERS__{}__CLIENT_SECRET_FILE",
+                name.to_uppercase()
+            );
+            let file = env
+                .iter()
+                .find(|(k, _)| *k == var)
+                .map(|(_, v)| v.clone())
+                .or_else(|| {
+                    table
+                        .get("client_secret_file")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                });
+            match file {
+                Some(file) => {
+                    secret_files.insert(name.clone(), file);
+                }
+                None => p.push(format!(
+                    "configmap: providers.{name}.client_secret_file is not set"
+                )),
+            }
+            validation_env.push((var, secret.path().display().to_string()));
+        }
+        let settings = match Settings::from_toml_with_env(toml_text, validation_env) {
+            Ok(settings) => settings,
+            Err(error) => {
+                p.push(format!(
+                    "configmap: config.toml with the Deployment's env does not validate: {error}"
+                ));
+                return None;
+            }
+        };
+        ensure!(
+            p,
+            settings.log.format == LogFormat::Json,
+            "configmap: log.format is not json (one object per line for the log pipeline)"
+        );
+        ensure!(
+            p,
+            !settings.rate_limit.trusted_proxies.is_empty(),
+            "configmap: rate_limit.trusted_proxies is empty: behind the ingress every client would share one rate-limit bucket"
+        );
+        ensure!(
+            p,
+            settings.server.drain_delay_secs > 0,
+            "configmap: server.drain_delay_secs is 0: the ingress keeps routing to a closing pod"
+        );
+        Some(Self {
+            map_name: map.name().to_owned(),
+            settings,
+            secret_files,
+        })
+    }
+}
+
+fn check_deployment(
+    m: &Manifests,
+    deployment: &Yaml,
+    pod: &Pod,
+    config: Option<&Config>,
+    p: &mut Vec<String>,
+) {
+    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    ensure!(
+        p,
+        replicas >= 2,
+        "deployment: replicas {replicas} < 2: one pod is an outage on every drain"
+    );
+    ensure!(
+        p,
+        selects(&deployment["spec"]["selector"]["matchLabels"], &pod.labels),
+        "deployment: spec.selector does not match the pod template's labels"
+    );
+    let spec = pod.spec;
+    ensure!(
+        p,
+        spec["automountServiceAccountToken"].as_bool() == Some(false),
+        "deployment: automountServiceAccountToken is not false"
+    );
+    if let Some(sa) = spec["serviceAccountName"].as_str() {
+        ensure!(
+            p,
+            m.named("ServiceAccount", sa).is_some(),
+            "deployment: ServiceAccount {sa} is not in the manifests"
+        );
+    }
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        ensure!(
+            p,
+            spec[host].as_bool() != Some(true),
+            "deployment: {host} is true"
+        );
+    }
+    ensure!(
+        p,
+        list(&spec["containers"]).len() == 1 && list(&spec["initContainers"]).is_empty(),
+        "deployment: expected exactly one container (the proxy)"
+    );
+
+    // Security context: what the "restricted" Pod Security Standard asks, and then some.
+    let c = pod.container;
+    ensure!(
+        p,
+        pod.security("runAsNonRoot").as_bool() == Some(true),
+        "deployment: runAsNonRoot is not true"
+    );
+    ensure!(
+        p,
+        pod.security("runAsUser").as_i64() == Some(NONROOT_UID),
+        "deployment: runAsUser is not {NONROOT_UID} (the image's nonroot user)"
+    );
+    ensure!(
+        p,
+        text(&pod.security("seccompProfile")["type"]) == "RuntimeDefault",
+        "deployment: seccompProfile is not RuntimeDefault"
+    );
+    let sc = &c["securityContext"];
+    ensure!(
+        p,
+        sc["readOnlyRootFilesystem"].as_bool() == Some(true),
+        "deployment: readOnlyRootFilesystem is not true"
+    );
+    ensure!(
+        p,
+        sc["allowPrivilegeEscalation"].as_bool() == Some(false),
+        "deployment: allowPrivilegeEscalation is not false"
+    );
+    ensure!(
+        p,
+        sc["privileged"].as_bool() != Some(true),
+        "deployment: privileged"
+    );
+    ensure!(
+        p,
+        list(&sc["capabilities"]["drop"])
+            .iter()
+            .any(|d| text(d) == "ALL")
+            && list(&sc["capabilities"]["add"]).is_empty(),
+        "deployment: capabilities do not drop ALL (or add some back)"
+    );
+
+    // Resources: requests for scheduling and the HPA, limits against a runaway pod.
+    for kind in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            let v = &c["resources"][kind][resource];
+            ensure!(
+                p,
+                v.as_str().is_some() || v.as_i64().is_some(),
+                "deployment: resources.{kind}.{resource} is not set"
+            );
+        }
+    }
+
+    // The port the config listens on, named so probes and the Service follow it.
+    let http = list(&c["ports"])
+        .iter()
+        .find(|port| text(&port["name"]) == "http");
+    ensure!(
+        p,
+        http.is_some(),
+        "deployment: no container port named http"
+    );
+    if let (Some(http), Some(config)) = (http, config) {
+        let listen = config.settings.server.listen.port();
+        ensure!(
+            p,
+            http["containerPort"].as_i64() == Some(i64::from(listen)),
+            "deployment: containerPort http is not server.listen's port {listen}"
+        );
+    }
+
+    // Probes: liveness on /healthz (never restarts pods for a Kick outage), readiness on /readyz.
+    for (probe, path, required) in [
+        ("livenessProbe", "/healthz", true),
+        ("readinessProbe", "/readyz", true),
+        ("startupProbe", "/healthz", false),
+    ] {
+        let get = &c[probe]["httpGet"];
+        if !required && c[probe].is_badvalue() {
+            continue;
+        }
+        ensure!(
+            p,
+            text(&get["path"]) == path && text(&get["port"]) == "http",
+            "deployment: {probe} is not GET {path} on the port named http"
+        );
+    }
+
+    check_pod_mounts(m, pod, config, p);
+
+    // Shutdown timings (README "Deploying"): see deploy/kubernetes/README.md.
+    if let Some(config) = config {
+        let server = &config.settings.server;
+        let readiness = &c["readinessProbe"];
+        let period = readiness["periodSeconds"].as_i64().unwrap_or(10);
+        let failures = readiness["failureThreshold"].as_i64().unwrap_or(3);
+        let drain = i64::try_from(server.drain_delay_secs).unwrap_or(i64::MAX);
+        ensure!(
+            p,
+            drain >= period * failures,
+            "deployment: readiness takes up to {period} s x {failures} to notice a drain, longer than server.drain_delay_secs ({drain})"
+        );
+        let needed = server.drain_delay_secs + server.shutdown_grace_secs;
+        let grace = spec["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+        ensure!(
+            p,
+            u64::try_from(grace).is_ok_and(|g| g > needed),
+            "deployment: terminationGracePeriodSeconds {grace} is not above drain_delay_secs + shutdown_grace_secs ({needed})"
+        );
+    }
+
+    // Replicas on different nodes.
+    let spread = list(&spec["topologySpreadConstraints"]).iter().any(|t| {
+        text(&t["topologyKey"]) == "kubernetes.io/hostname"
+            && selects(&t["labelSelector"]["matchLabels"], &pod.labels)
+    });
+    let anti = &spec["affinity"]["podAntiAffinity"];
+    let anti_affinity = list(&anti["requiredDuringSchedulingIgnoredDuringExecution"])
+        .iter()
+        .chain(
+            list(&anti["preferredDuringSchedulingIgnoredDuringExecution"])
+                .iter()
+                .map(|w| &w["podAffinityTerm"]),
+        )
+        .any(|t| {
+            text(&t["topologyKey"]) == "kubernetes.io/hostname"
+                && selects(&t["labelSelector"]["matchLabels"], &pod.labels)
+        });
+    ensure!(
+        p,
+        spread || anti_affinity,
+        "deployment: nothing spreads the replicas across nodes (topologySpreadConstraints or podAntiAffinity on kubernetes.io/hostname)"
+    );
+}
+
+/// `--config` points into the ConfigMap's mount; each `client_secret_file` into a read-only Secret
+/// mount holding that key.
+fn check_pod_mounts(m: &Manifests, pod: &Pod, config: Option<&Config>, p: &mut Vec<String>) {
+    let c = pod.container;
+    let mounts = list(&c["volumeMounts"]);
+    let mount_at = |dir: &str| mounts.iter().find(|v| text(&v["mountPath"]) == dir);
+
+    let args: Vec<&str> = list(&c["args"]).iter().map(text).collect();
+    let config_path = args
+        .iter()
+        .position(|a| *a == "--config")
+        .and_then(|i| args.get(i + 1).copied())
+        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--config=")));
+    ensure!(
+        p,
+        args.first() == Some(&"serve") && config_path.is_some(),
+        "deployment: args are not `serve --config FILE`"
+    );
+    if let (Some(path), Some(config)) = (config_path, config) {
+        let (dir, file) = parent_and_name(path);
+        let volume = mount_at(&dir).map(|v| pod.volume(text(&v["name"])));
+        let from_map = volume.is_some_and(|v| {
+            text(&v["configMap"]["name"]) == config.map_name
+                && key_at(v, "configMap", &file) == "config.toml"
+        });
+        ensure!(
+            p,
+            from_map,
+            "deployment: --config {path} is not config.toml of the ConfigMap {} mounted at {dir}",
+            config.map_name
+        );
+    }
+
+    let Some(config) = config else { return };
+    for (provider, path) in &config.secret_files {
+        let (dir, file) = parent_and_name(path);
+        let Some(mount) = mount_at(&dir) else {
+            p.push(format!(
+                "deployment: nothing is mounted at {dir}, where providers.{provider}.client_secret_file ({path}) points"
+            ));
+            continue;
+        };
+        ensure!(
+            p,
+            mount["readOnly"].as_bool() == Some(true),
+            "deployment: the secret mount at {dir} is not readOnly"
+        );
+        let volume = pod.volume(text(&mount["name"]));
+        let secret_name = text(&volume["secret"]["secretName"]);
+        let key = key_at(volume, "secret", &file);
+        let has_key = m
+            .named("Secret", secret_name)
+            .is_some_and(|s| secret_keys(s).contains(&key));
+        ensure!(
+            p,
+            has_key,
+            "deployment: {path} (client_secret_file) is not a key of a Secret in the manifests (volume {:?} key {key:?})",
+            text(&mount["name"])
+        );
+        let modes = std::iter::once(&volume["secret"]["defaultMode"])
+            .chain(list(&volume["secret"]["items"]).iter().map(|i| &i["mode"]));
+        for mode in modes.filter_map(Yaml::as_i64) {
+            ensure!(
+                p,
+                mode & 0o007 == 0,
+                "deployment: secret volume defaultMode/mode {mode:#o} lets every user in the pod read the secret"
+            );
+        }
+    }
+}
+
+/// Which key of a ConfigMap/Secret volume appears as `file` in its mount ("" if none).
+fn key_at(volume: &Yaml, source: &str, file: &str) -> String {
+    let items = list(&volume[source]["items"]);
+    if items.is_empty() {
+        return file.to_owned();
+    }
+    items
+        .iter()
+        .find(|i| text(&i["path"]) == file)
+        .map(|i| text(&i["key"]).to_owned())
+        .unwrap_or_default()
+}
+
+fn check_service(m: &Manifests, pod: &Pod, p: &mut Vec<String>) {
+    let Some(service) = m.one("Service", p) else {
+        return;
+    };
+    let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP");
+    ensure!(
+        p,
+        kind == "ClusterIP",
+        "service: type {kind}, not ClusterIP: the proxy must be reached through the TLS ingress only"
+    );
+    ensure!(
+        p,
+        selects(&service["spec"]["selector"], &pod.labels),
+        "service: selector does not match the pods"
+    );
+    let ok = list(&service["spec"]["ports"])
+        .iter()
+        .any(|port| port["port"].as_i64() == Some(80) && text(&port["targetPort"]) == "http");
+    ensure!(
+        p,
+        ok,
+        "service: no port 80 with targetPort http (the container's named port)"
+    );
+}
+
+fn check_ingress(m: &Manifests, p: &mut Vec<String>) {
+    let Some(ingress) = m.one("Ingress", p) else {
+        return;
+    };
+    let spec = &ingress["spec"];
+    ensure!(
+        p,
+        text(&spec["ingressClassName"]) == "nginx",
+        "ingress: ingressClassName is not nginx (the annotations are ingress-nginx's)"
+    );
+    let tls_hosts: BTreeSet<&str> = list(&spec["tls"])
+        .iter()
+        .filter(|t| !text(&t["secretName"]).is_empty())
+        .flat_map(|t| list(&t["hosts"]).iter().map(text))
+        .collect();
+    ensure!(
+        p,
+        !tls_hosts.is_empty(),
+        "ingress: no tls entry with hosts and a secretName"
+    );
+    let service = m
+        .of_kind("Service")
+        .first()
+        .map(|d| d.name())
+        .unwrap_or_default();
+    for rule in list(&spec["rules"]) {
+        let host = text(&rule["host"]);
+        ensure!(
+            p,
+            tls_hosts.contains(host),
+            "ingress: host {host:?} is not covered by tls"
+        );
+        for path in list(&rule["http"]["paths"]) {
+            let backend = &path["backend"]["service"];
+            ensure!(
+                p,
+                text(&backend["name"]) == service
+                    && (text(&backend["port"]["name"]) == "http"
+                        || backend["port"]["number"].as_i64() == Some(80)),
+                "ingress: a path does not route to Service {service} port http"
+            );
+        }
+    }
+    let annotations = string_map(&ingress["metadata"]["annotations"]);
+    let annotation = |k: &str| {
+        annotations
+            .get(&format!("nginx.ingress.kubernetes.io/{k}"))
+            .map(String::as_str)
+    };
+    ensure!(
+        p,
+        annotation("proxy-body-size") == Some("16k"),
+        "ingress: proxy-body-size is not 16k (the proxy's own body limit)"
+    );
+    ensure!(
+        p,
+        annotation("force-ssl-redirect") == Some("true"),
+        "ingress: force-ssl-redirect is not \"true\""
+    );
+}
+
+fn check_autoscaling(m: &Manifests, deployment: &Yaml, pod: &Pod, p: &mut Vec<String>) {
+    let name = text(&deployment["metadata"]["name"]);
+    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    if let Some(hpa) = m.one("HorizontalPodAutoscaler", p) {
+        let spec = &hpa["spec"];
+        ensure!(
+            p,
+            text(&hpa["apiVersion"]) == "autoscaling/v2",
+            "hpa: apiVersion is not autoscaling/v2"
+        );
+        ensure!(
+            p,
+            text(&spec["scaleTargetRef"]["kind"]) == "Deployment"
+                && text(&spec["scaleTargetRef"]["name"]) == name,
+            "hpa: scaleTargetRef is not Deployment {name}"
+        );
+        let min = spec["minReplicas"].as_i64().unwrap_or(1);
+        let max = spec["maxReplicas"].as_i64().unwrap_or(0);
+        ensure!(p, min >= 2, "hpa: minReplicas {min} < 2");
+        ensure!(p, max >= min, "hpa: maxReplicas {max} < minReplicas {min}");
+        let cpu = list(&spec["metrics"]).iter().any(|metric| {
+            let r = &metric["resource"];
+            text(&r["name"]) == "cpu"
+                && text(&r["target"]["type"]) == "Utilization"
+                && r["target"]["averageUtilization"]
+                    .as_i64()
+                    .is_some_and(|u| (1..=100).contains(&u))
+        });
+        ensure!(
+            p,
+            cpu,
+            "hpa: no CPU utilization target (needs the container's cpu request)"
+        );
+    }
+    if let Some(pdb) = m.one("PodDisruptionBudget", p) {
+        let min = pdb["spec"]["minAvailable"].as_i64().unwrap_or(0);
+        ensure!(p, min >= 1, "pdb: minAvailable {min} < 1");
+        // minAvailable equal to the replica count blocks every node drain.
+        ensure!(
+            p,
+            min < replicas,
+            "pdb: minAvailable {min} is not below replicas {replicas}: drains would block"
+        );
+        ensure!(
+            p,
+            selects(&pdb["spec"]["selector"]["matchLabels"], &pod.labels),
+            "pdb: selector does not match the pods"
+        );
+    }
+}
+
+fn check_network_policy(m: &Manifests, pod: &Pod, config: Option<&Config>, p: &mut Vec<String>) {
+    let Some(policy) = m.one("NetworkPolicy", p) else {
+        return;
+    };
+    let spec = &policy["spec"];
+    ensure!(
+        p,
+        selects(&spec["podSelector"]["matchLabels"], &pod.labels),
+        "networkpolicy: podSelector does not match the pods"
+    );
+    let types: BTreeSet<&str> = list(&spec["policyTypes"]).iter().map(text).collect();
+    ensure!(
+        p,
+        types.contains("Ingress") && types.contains("Egress"),
+        "networkpolicy: policyTypes is not both Ingress and Egress"
+    );
+
+    let port = config.map_or(8080, |c| i64::from(c.settings.server.listen.port()));
+    // The admin listener (metrics), when configured, may be opened too.
+    let admin_port = config
+        .and_then(|c| c.settings.server.admin_listen)
+        .map(|a| i64::from(a.port()));
+    let ingress = list(&spec["ingress"]);
+    ensure!(p, !ingress.is_empty(), "networkpolicy: no ingress rule");
+    for rule in ingress {
+        let from = list(&rule["from"]);
+        ensure!(
+            p,
+            !from.is_empty()
+                && from
+                    .iter()
+                    .all(|f| f["ipBlock"].is_badvalue() && !f["namespaceSelector"].is_badvalue()),
+            "networkpolicy: an ingress rule admits more than the ingress controller's namespace"
+        );
+        let ports = list(&rule["ports"]);
+        ensure!(
+            p,
+            !ports.is_empty()
+                && ports.iter().all(|x| {
+                    x["port"].as_i64() == Some(port)
+                        || text(&x["port"]) == "http"
+                        || (admin_port.is_some() && x["port"].as_i64() == admin_port)
+                }),
+            "networkpolicy: an ingress rule opens more than port {port} (and the admin port)"
+        );
+    }
+
+    // Egress: only (TCP, 443) and (UDP|TCP, 53). A rule without ports allows every port.
+    let allowed = [("TCP", 443), ("UDP", 53), ("TCP", 53)];
+    let mut seen = BTreeSet::new();
+    let egress = list(&spec["egress"]);
+    for rule in egress {
+        let ports = list(&rule["ports"]);
+        ensure!(
+            p,
+            !ports.is_empty(),
+            "networkpolicy: an egress rule has no ports, so it allows every port"
+        );
+        for x in ports {
+            let protocol = x["protocol"].as_str().unwrap_or("TCP");
+            let number = x["port"].as_i64().unwrap_or(-1);
+            ensure!(
+                p,
+                allowed.contains(&(protocol, number)) && x["endPort"].is_badvalue(),
+                "networkpolicy: egress allows {protocol} {:?}; only TCP 443 and DNS 53 are needed",
+                x["port"]
+            );
+            seen.insert((protocol, number));
+        }
+    }
+    for needed in allowed {
+        ensure!(
+            p,
+            seen.contains(&needed),
+            "networkpolicy: egress does not allow {} {} (HTTPS to the provider, DNS over UDP and TCP)",
+            needed.0,
+            needed.1
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: the manifests
+
+#[test]
+fn shipped_manifests_pass_every_check() {
+    let problems = problems(&Files::shipped());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn configmap_config_validates_with_the_deployments_env_and_a_mounted_secret() {
+    let files = Files::shipped();
+    let mut p = Vec::new();
+    let m = Manifests::parse(&files, &mut p);
+    let deployment = m.one("Deployment", &mut p).expect("a Deployment");
+    let pod = Pod::of(deployment);
+    let config = Config::check(&m, &pod, &mut p).expect("config.toml validates");
+    assert!(p.is_empty(), "{}", p.join("\n"));
+
+    let kick = &config.settings.providers["kick"];
+    let client_id = string_map(&m.named("ConfigMap", &config.map_name).expect("map")["data"])
+        ["client_id"]
+        .clone();
+    assert_eq!(
+        kick.client_id, client_id,
+        "the client id comes from the ConfigMap through KICK_PROXY_PROVIDERS__KICK__CLIENT_ID"
+    );
+    assert_eq!(
+        config.secret_files["kick"],
+        "/run/secrets/kick/client_secret"
+    );
+    assert_eq!(config.settings.server.drain_delay_secs, 5);
+    assert_eq!(config.settings.log.format, LogFormat::Json);
+}
+
+/// Each line breaks the shipped manifests one way; the checks must name the breakage.
+/// (file, text to replace, replacement, every occurrence, words the problem must contain)
+#[rustfmt::skip]
+const REGRESSIONS: &[(&str, &str, &str, bool, &str)] = &[
+    ("service.yaml", "spec:", "spec: [", false, "not valid YAML"),
+    ("service.yaml", "metadata:\n  name: kick-oauth-proxy\n", "metadata:\n", false, "no metadata.name"),
+    ("pdb.yaml", "namespace: kick-oauth-proxy", "namespace: default", false, "metadata.namespace"),
+    ("kustomization.yaml", "  - hpa.yaml\n", "", false, "does not list hpa.yaml"),
+    ("kustomization.yaml", "  - pdb.yaml\n", "  - pdb.yaml\n  - secret.example.yaml\n", false, "overwrite the real Secret"),
+    ("deployment.yaml", "replicas: 2", "replicas: 1", false, "replicas 1 < 2"),
+    ("deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", false, "readOnlyRootFilesystem"),
+    ("deployment.yaml", "            readOnlyRootFilesystem: true\n", "", false, "readOnlyRootFilesystem"),
+    ("deployment.yaml", "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", false, "allowPrivilegeEscalation"),
+    ("deployment.yaml", "drop: [\"ALL\"]", "drop: [\"NET_RAW\"]", false, "drop ALL"),
+    ("deployment.yaml", "runAsNonRoot: true", "runAsNonRoot: false", true, "runAsNonRoot"),
+    ("deployment.yaml", "runAsUser: 65532", "runAsUser: 0", true, "runAsUser"),
+    ("deployment.yaml", "type: RuntimeDefault", "type: Unconfined", true, "seccompProfile"),
+    ("deployment.yaml", "automountServiceAccountToken: false", "automountServiceAccountToken: true", false, "automountServiceAccountToken"),
+    ("deployment.yaml", "livenessProbe:\n            httpGet:\n              path: /healthz", "livenessProbe:\n            httpGet:\n              path: /readyz", false, "livenessProbe"),
+    ("deployment.yaml", "path: /readyz", "path: /healthz", false, "readinessProbe"),
+    ("deployment.yaml", "path: /readyz\n              port: http", "path: /readyz\n              port: 8080", false, "readinessProbe"),
+    ("deployment.yaml", "periodSeconds: 2", "periodSeconds: 10", false, "drain_delay_secs"),
+    ("deployment.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 25", false, "terminationGracePeriodSeconds 25"),
+    ("configmap.yaml", "shutdown_grace_secs = 20", "shutdown_grace_secs = 40", false, "terminationGracePeriodSeconds 30"),
+    ("configmap.yaml", "drain_delay_secs = 5", "drain_delay_secs = 0", false, "drain_delay_secs is 0"),
+    ("deployment.yaml", "              memory: 128Mi\n", "", false, "resources.limits.memory"),
+    ("deployment.yaml", "              cpu: 50m\n", "", false, "resources.requests.cpu"),
+    ("deployment.yaml", "mountPath: /run/secrets/kick\n              readOnly: true", "mountPath: /run/secrets/kick\n              readOnly: false", false, "not readOnly"),
+    ("deployment.yaml", "mountPath: /run/secrets/kick", "mountPath: /run/secrets/other", false, "nothing is mounted at /run/secrets/kick"),
+    ("configmap.yaml", "/run/secrets/kick/client_secret", "/run/secrets/kick_client_secret", false, "nothing is mounted at /run/secrets"),
+    ("deployment.yaml", "- key: client_secret", "- key: secret", false, "not a key of a Secret"),
+    ("deployment.yaml", "defaultMode: 288", "defaultMode: 420", false, "defaultMode"),
+    ("deployment.yaml", "/etc/kick-oauth-proxy/config.toml", "/etc/other/config.toml", false, "--config"),
+    ("deployment.yaml", "path: config.toml", "path: settings.toml", false, "--config"),
+    ("deployment.yaml", "name: KICK_PROXY_PROVIDERS__KICK__CLIENT_ID", "name: KICK_PROXY_PROVIDERS__KICK__CLIENTID", false, "does not validate"),
+    ("deployment.yaml", "name: KICK_PROXY_PROVIDERS__KICK__CLIENT_ID", "name: KICK_PROXY_CLIENT_ID", false, "no `__`"),
+    ("deployment.yaml", "key: client_id", "key: clientid", false, "has no key clientid"),
+    ("configmap.yaml", "format = \"json\"", "format = \"text\"", false, "log.format"),
+    ("configmap.yaml", "trusted_proxies = [\"10.244.0.0/16\"]", "trusted_proxies = []", false, "trusted_proxies"),
+    ("configmap.yaml", "drain_delay_secs = 5", "drain_delay = 5", false, "does not validate"),
+    ("configmap.yaml", "    client_secret_file = ", "    client_secret = \"x\"\n    client_secret_file = ", false, "inline"),
+    ("deployment.yaml", "containerPort: 8080", "containerPort: 9090", false, "server.listen"),
+    ("deployment.yaml", "topologyKey: kubernetes.io/hostname", "topologyKey: example.com/rack", false, "across nodes"),
+    ("service.yaml", "targetPort: http", "targetPort: 8080", false, "targetPort"),
+    ("service.yaml", "type: ClusterIP", "type: LoadBalancer", false, "not ClusterIP"),
+    ("service.yaml", "  selector:\n    app.kubernetes.io/name: kick-oauth-proxy", "  selector:\n    app.kubernetes.io/name: other", false, "service: selector"),
+    ("ingress.yaml", "  tls:\n    - hosts:\n        - proxy.example.com\n      secretName: kick-oauth-proxy-tls\n", "", false, "no tls"),
+    ("ingress.yaml", "secretName: kick-oauth-proxy-tls", "secretName: \"\"", false, "no tls"),
+    ("ingress.yaml", "proxy-body-size: \"16k\"", "proxy-body-size: \"1m\"", false, "proxy-body-size"),
+    ("ingress.yaml", "force-ssl-redirect: \"true\"", "force-ssl-redirect: \"false\"", false, "force-ssl-redirect"),
+    ("ingress.yaml", "ingressClassName: nginx", "ingressClassName: traefik", false, "ingressClassName"),
+    ("hpa.yaml", "minReplicas: 2", "minReplicas: 1", false, "minReplicas 1 < 2"),
+    ("hpa.yaml", "kind: Deployment\n    name: kick-oauth-proxy", "kind: Deployment\n    name: other", false, "scaleTargetRef"),
+    ("pdb.yaml", "minAvailable: 1", "minAvailable: 0", false, "minAvailable 0 < 1"),
+    ("pdb.yaml", "minAvailable: 1", "minAvailable: 2", false, "drains would block"),
+    ("networkpolicy.yaml", "port: 443", "port: 80", false, "egress allows TCP"),
+    ("networkpolicy.yaml", "      ports:\n        - protocol: TCP\n          port: 443\n", "", false, "allows every port"),
+    ("networkpolicy.yaml", "        - protocol: TCP\n          port: 53\n", "", false, "does not allow TCP 53"),
+    ("networkpolicy.yaml", "policyTypes: [\"Ingress\", \"Egress\"]", "policyTypes: [\"Ingress\"]", false, "policyTypes"),
+    ("networkpolicy.yaml", "port: 8080", "port: 9000", false, "opens more than port 8080"),
+    ("networkpolicy.yaml", "        - namespaceSelector:", "        - ipBlock:\n            cidr: 0.0.0.0/0\n        - namespaceSelector:", false, "admits more"),
+];
+
+#[test]
+fn every_manifest_regression_is_caught() {
+    let shipped = Files::shipped();
+    let mut missed = Vec::new();
+    for (file, from, to, all, expected) in REGRESSIONS {
+        let problems = problems(&shipped.with(file, from, to, *all));
+        if !problems.iter().any(|p| p.contains(expected)) {
+            missed.push(format!(
+                "{file}: {from:?} -> {to:?} was not reported as {expected:?}; problems: {problems:?}"
+            ));
+        }
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: the release workflow and the Dockerfile
+
+fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn release_workflow_runs_ci_then_pushes_the_image_to_ghcr_on_version_tags() {
+    let docs = YamlLoader::load_from_str(&repo_file(".github/workflows/release.yml"))
+        .expect("release.yml is YAML");
+    let workflow = &docs[0];
+    // YAML 1.2: `on` is a string key (YAML 1.1 would read it as `true`; GitHub uses 1.2 here).
+    let tags: Vec<&str> = list(&workflow["on"]["push"]["tags"])
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(tags, ["v*"], "runs on v* tags");
+    let jobs = workflow["jobs"].as_hash().expect("jobs");
+    let steps = |job: &Yaml| -> Vec<Yaml> { list(&job["steps"]).to_vec() };
+    let uses = |job: &Yaml, action: &str| {
+        steps(job)
+            .into_iter()
+            .find(|s| text(&s["uses"]).starts_with(&format!("{action}@")))
+    };
+
+    let (test_job, _) = jobs
+        .iter()
+        .find(|(_, job)| steps(job).iter().any(|s| text(&s["run"]) == "bash .ci/run"))
+        .expect("a job runs bash .ci/run");
+    let (_, push) = jobs
+        .iter()
+        .find(|(_, job)| uses(job, "docker/build-push-action").is_some())
+        .expect("a job runs docker/build-push-action");
+    let needs: Vec<&Yaml> = match &push["needs"] {
+        Yaml::Array(needs) => needs.iter().collect(),
+        one => vec![one],
+    };
+    assert!(needs.contains(&test_job), "the push job needs the test job");
+    assert_eq!(text(&push["permissions"]["packages"]), "write");
+    assert_eq!(text(&push["permissions"]["contents"]), "read");
+
+    assert!(uses(push, "actions/checkout").is_some());
+    assert!(uses(push, "docker/setup-buildx-action").is_some());
+    let login = uses(push, "docker/login-action").expect("docker/login-action");
+    assert_eq!(text(&login["with"]["registry"]), "ghcr.io");
+    assert_eq!(
+        text(&login["with"]["password"]),
+        "${{ secrets.GITHUB_TOKEN }}"
+    );
+    let meta = uses(push, "docker/metadata-action").expect("docker/metadata-action");
+    assert_eq!(
+        text(&meta["with"]["images"]),
+        "ghcr.io/${{ github.repository }}"
+    );
+    let tag_rules = text(&meta["with"]["tags"]);
+    assert!(tag_rules.contains("type=semver") && tag_rules.contains("type=sha"));
+    let build = uses(push, "docker/build-push-action").expect("build-push");
+    let meta_id = text(&meta["id"]);
+    assert_eq!(build["with"]["push"].as_bool(), Some(true));
+    assert_eq!(
+        text(&build["with"]["tags"]),
+        format!("${{{{ steps.{meta_id}.outputs.tags }}}}")
+    );
+    assert_eq!(text(&build["with"]["cache-from"]), "type=gha");
+    assert!(text(&build["with"]["cache-to"]).starts_with("type=gha"));
+}
+
+#[test]
+fn dockerfile_healthcheck_runs_the_binarys_healthcheck_subcommand() {
+    let dockerfile = repo_file("Dockerfile");
+    let binary = "/usr/local/bin/kick-oauth-proxy";
+    assert!(
+        dockerfile.contains(&format!("COPY --from=builder /kick-oauth-proxy {binary}")),
+        "the binary is at {binary}"
+    );
+    let healthcheck = dockerfile
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK "))
+        .expect("a HEALTHCHECK");
+    assert!(
+        healthcheck.ends_with(&format!(r#"CMD ["{binary}", "healthcheck"]"#)),
+        "{healthcheck}"
+    );
+    // Docker's --timeout must leave room for the subcommand's own 2 s deadline.
+    assert!(healthcheck.contains("--timeout=3s"), "{healthcheck}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: `kick-oauth-proxy healthcheck`
+
+/// Runs `healthcheck --url URL` with a proxy in the environment that would break the check if it
+/// were used: the subcommand must go straight to the URL.
+async fn healthcheck(url: String) -> (std::process::Output, Duration) {
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let output = Command::new(PROXY_BIN)
+            .args(["healthcheck", "--url", &url])
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("http_proxy", "http://127.0.0.1:9")
+            .env("ALL_PROXY", "http://127.0.0.1:9")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .output()
+            .expect("run kick-oauth-proxy");
+        (output, started.elapsed())
+    })
+    .await
+    .expect("join")
+}
+
+fn one_line(output: &std::process::Output) -> String {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(all.lines().count(), 1, "one line of output: {all:?}");
+    all
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_when_healthz_answers_200() {
+    use wiremock::matchers::{method, path};
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("GET"))
+        .and(path("/healthz"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (output, _) = healthcheck(format!("{}/healthz", server.uri())).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    assert!(line.starts_with("healthy: "), "{line}");
+}
+
+#[tokio::test]
+async fn healthcheck_exits_1_when_healthz_is_not_200() {
+    use wiremock::matchers::path;
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(path("/healthz"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let (output, _) = healthcheck(format!("{}/healthz", server.uri())).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(line.contains("503"), "{line}");
+}
+
+#[tokio::test]
+async fn healthcheck_does_not_follow_redirects() {
+    use wiremock::matchers::path;
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(path("/healthz"))
+        .respond_with(wiremock::ResponseTemplate::new(302).insert_header("location", "/elsewhere"))
+        .mount(&server)
+        .await;
+    wiremock::Mock::given(path("/elsewhere"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let (output, _) = healthcheck(format!("{}/healthz", server.uri())).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+}
+
+#[tokio::test]
+async fn healthcheck_fails_fast_when_nothing_listens() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let (output, elapsed) = healthcheck(format!("http://127.0.0.1:{port}/healthz")).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(line.starts_with("unhealthy: "), "{line}");
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn healthcheck_gives_up_after_2_seconds_on_a_server_that_never_answers() {
+    // Accepts the connection (the kernel does, from the backlog) and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (output, elapsed) = healthcheck(format!("http://{addr}/healthz")).await;
+    drop(listener);
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(
+        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(3),
+        "took {elapsed:?}, expected the 2 s deadline: {line}"
+    );
+}
