@@ -511,6 +511,17 @@ impl RawSettings {
                 ));
             }
         }
+        for (key, value) in [
+            ("replay.window_secs", self.replay.window_secs),
+            (
+                "limits.breaker_cooldown_secs",
+                self.limits.breaker_cooldown_secs,
+            ),
+        ] {
+            if value > 3600 {
+                return Err(ConfigError::new(key, "must be at most 3600 seconds"));
+            }
+        }
         if self.limits.max_concurrent_requests == 0 || self.limits.max_upstream_calls == 0 {
             return Err(ConfigError::new(
                 "limits",

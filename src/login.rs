@@ -194,7 +194,8 @@ fn open_browser(url: &str) {
     let opener: Option<(&str, Vec<&str>)> = if cfg!(target_os = "macos") {
         Some(("open", vec![url]))
     } else if cfg!(windows) {
-        Some(("cmd", vec!["/C", "start", "", url]))
+        // Not `cmd /C start`: cmd splits the URL at every `&`.
+        Some(("rundll32", vec!["url.dll,FileProtocolHandler", url]))
     } else if cfg!(unix) {
         Some(("xdg-open", vec![url]))
     } else {

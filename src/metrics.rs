@@ -77,8 +77,17 @@ fn error_label(code: &str) -> &str {
     }
 }
 
+/// True once the recorder is installed (the admin listener is configured); until then recording
+/// is skipped, so a deployment without metrics pays no label allocations.
+fn enabled() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
 /// One finished request.
 pub fn record_request(outcome: &Outcome, route: &str, status: u16, latency: Duration) {
+    if !enabled() {
+        return;
+    }
     let provider = outcome
         .provider
         .as_ref()

@@ -224,11 +224,6 @@ impl TokenResponse {
         self.fields.get("expires_in").and_then(Value::as_u64)
     }
 
-    /// True when the provider sent a refresh token.
-    pub fn has_refresh_token(&self) -> bool {
-        self.fields.contains_key("refresh_token")
-    }
-
     /// The response body, JSON.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()

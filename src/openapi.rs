@@ -106,8 +106,8 @@ pub fn document_json() -> &'static str {
     operation_id = "openapi",
     tag = "meta",
     summary = "This OpenAPI document",
-    description = "The OpenAPI 3.1 document of the public API, generated from the code at build \
-        time. Never rate limited or shed.",
+    description = "The OpenAPI 3.1 document of the public API, generated from the code and \
+        rendered once, at the first request. Never rate limited or shed.",
     responses((status = 200, description = "The document.", body = Object))
 )]
 pub async fn serve() -> Response {

@@ -130,22 +130,26 @@ impl ReplayCache {
             return None;
         }
         let now = Instant::now();
-        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = store.entries.get(&key.index)?;
-        if entry.expires <= now {
-            return None;
-        }
+        let (nonce, ciphertext) = {
+            let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+            Self::purge_expired(&mut store, now);
+            let entry = store.entries.get(&key.index)?;
+            if entry.expires <= now {
+                return None;
+            }
+            (entry.nonce, entry.ciphertext.clone())
+        };
+        // Decrypted outside the lock: other requests need not wait for it.
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.key));
         let plaintext = cipher
             .decrypt(
-                Nonce::from_slice(&entry.nonce),
+                Nonce::from_slice(&nonce),
                 Payload {
-                    msg: &entry.ciphertext,
+                    msg: &ciphertext,
                     aad: &key.index,
                 },
             )
             .ok()?;
-        Self::purge_expired(&mut store, now);
         Some(Bytes::from(plaintext))
     }
 
@@ -174,7 +178,9 @@ impl ReplayCache {
             return;
         }
         let now = Instant::now();
-        let expires = now + self.window;
+        let Some(expires) = now.checked_add(self.window) else {
+            return;
+        };
         let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         Self::purge_expired(&mut store, now);
         if let Some(old) = store.entries.remove(&key.index) {
@@ -274,13 +280,13 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
                     inflight.insert(index, receiver.clone());
                     let map = Arc::clone(&self.inflight);
                     tokio::spawn(async move {
+                        // Leaves the map however the work ends, a panic included, so a failed
+                        // flight cannot leave identical requests waiting on a dead channel.
+                        let _leave = LeaveOnDrop { map, index };
                         let result = work.await;
                         // Publish, then leave the map: a request arriving after this finds the
                         // replay entry the work stored.
                         let _ = sender.send(Some(result));
-                        map.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&index);
                     });
                     (receiver, false)
                 }
@@ -296,6 +302,20 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+struct LeaveOnDrop<T> {
+    map: Arc<Mutex<InFlight<T>>>,
+    index: [u8; 32],
+}
+
+impl<T> Drop for LeaveOnDrop<T> {
+    fn drop(&mut self) {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.index);
     }
 }
 
@@ -422,6 +442,18 @@ mod tests {
     fn the_key_prints_redacted() {
         let key = cache().key("kick", "refresh", &["r"]);
         assert_eq!(format!("{key:?}"), "ReplayKey([redacted])");
+    }
+
+    #[tokio::test]
+    async fn a_flight_that_panics_does_not_block_later_identical_requests() {
+        let flights: Flights<u32> = Flights::default();
+        let failed = flights
+            .run([9; 32], async { panic!("provider call panicked") })
+            .await;
+        assert!(failed.is_none());
+        assert_eq!(flights.in_flight(), 0);
+        let retried = flights.run([9; 32], async { 7 }).await;
+        assert_eq!(retried, Some((7, false)));
     }
 
     #[tokio::test]

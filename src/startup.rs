@@ -10,7 +10,7 @@ use crate::routes::{router, AppState, ClientBuildError};
 use crate::tls::{TlsError, TlsReloader};
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,11 +39,10 @@ pub enum StartupError {
     Tls(#[from] TlsError),
 }
 
-/// Connection builders: HTTP/1.1 for every connection, HTTP/2 for TLS clients that negotiate it.
+/// Connection builders: HTTP/1.1 for every connection.
 #[derive(Clone)]
 struct Builders {
     http1: hyper::server::conn::http1::Builder,
-    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
 
 /// The bound, ready-to-run service.
@@ -154,9 +153,10 @@ impl Application {
                 Duration::from_secs(self.settings.server.header_read_timeout_secs);
             tokio::spawn(async move {
                 let served = match tls {
-                    // Plain TCP: HTTP/1.1 only. hyper's header deadline then runs from the first
-                    // moment (a silent socket is closed too) and between keep-alive requests;
-                    // cleartext HTTP/2 (h2c), which no OAuth client needs, has no such deadline.
+                    // HTTP/1.1 only, plain or TLS: hyper's header deadline then runs from the
+                    // first moment (a silent socket is closed too) and between keep-alive
+                    // requests. hyper's HTTP/2 server has no such deadline, and OAuth clients
+                    // gain nothing from it.
                     None => {
                         let connection = builders
                             .http1
@@ -177,17 +177,10 @@ impl Application {
                                 }
                                 Err(_) => return,
                             };
-                        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                            let connection = builders
-                                .http2
-                                .serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(connection).await
-                        } else {
-                            let connection = builders
-                                .http1
-                                .serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(connection).await
-                        }
+                        let connection = builders
+                            .http1
+                            .serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(connection).await
                     }
                 };
                 if let Err(error) = served {
@@ -218,14 +211,7 @@ impl Application {
         http1
             .timer(TokioTimer::new())
             .header_read_timeout(header_deadline);
-        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        http2
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(64)
-            // HTTP/2 has no header deadline: pings drop peers that went away.
-            .keep_alive_interval(Some(Duration::from_secs(20)))
-            .keep_alive_timeout(Duration::from_secs(10));
-        let builders = Builders { http1, http2 };
+        let builders = Builders { http1 };
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let drain_delay = Duration::from_secs(server.drain_delay_secs);
         let grace = Duration::from_secs(server.shutdown_grace_secs);

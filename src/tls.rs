@@ -1,5 +1,5 @@
 //! Optional TLS termination (`[server.tls]`), for deployments without an ingress: rustls with the
-//! ring provider, HTTP/2 and HTTP/1.1 by ALPN, and a certificate that SIGHUP swaps without
+//! ring provider, HTTP/1.1 (ALPN `http/1.1`), and a certificate that SIGHUP swaps without
 //! dropping a connection (new handshakes get the new one).
 
 use crate::config::TlsSettings;
@@ -95,7 +95,9 @@ impl TlsReloader {
             })?
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // HTTP/1.1 only: its header deadline covers a client that handshakes and then stalls, and
+        // hyper's HTTP/2 server has no such deadline. OAuth clients send one request at a time.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 }

@@ -11,8 +11,8 @@
 //! - **`502 error_kick_server_error`**: the proxy got no usable answer from the provider, so no token
 //!   reached anyone. In the rare case the provider did issue one that got lost, the worst a retry can
 //!   do is return `invalid_grant` for an already-used code, which is where the login would have ended
-//!   anyway; refresh tokens at Kick are reusable since 2025-11-25. The proxy is also planned to
-//!   answer identical retries idempotently.
+//!   anyway; refresh tokens at Kick are reusable since 2025-11-25. And the proxy answers an identical
+//!   retry of a successful exchange or refresh from its replay store, so a lost answer is recovered.
 //!
 //! Timeouts and broken connections *after* the request was sent are **not** retried for `/token` and
 //! `/refresh` (the proxy may have used the code), and are reported as [`Error::Temporary`]. `/revoke`

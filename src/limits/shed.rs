@@ -32,11 +32,6 @@ impl LoadShed {
             )),
         }
     }
-
-    /// Slots free right now.
-    pub fn available(&self) -> usize {
-        self.slots.available_permits()
-    }
 }
 
 /// Middleware: take a slot for the whole time the inner service takes to produce the response,

@@ -51,7 +51,7 @@ pub struct AppState {
 }
 
 struct Shared {
-    settings: Arc<Settings>,
+    settings: ArcSwap<Settings>,
     providers: HashMap<String, Arc<Provider>>,
     replay: ReplayCache,
     flights: Flights<Reply>,
@@ -94,7 +94,7 @@ impl AppState {
             .collect::<Result<_, ClientBuildError>>()?;
         Ok(Self {
             inner: Arc::new(Shared {
-                settings: Arc::new(settings.clone()),
+                settings: ArcSwap::from_pointee(settings.clone()),
                 providers,
                 replay: ReplayCache::new(
                     Duration::from_secs(settings.replay.window_secs),
@@ -113,6 +113,7 @@ impl AppState {
     /// provider's client secrets and redirect allowlist. Requests in flight finish with what they
     /// started with. Returns the names of the keys that changed but need a restart.
     pub fn reload(&self, settings: &Settings) -> Vec<String> {
+        let current = self.inner.settings.load_full();
         let mut needs_restart = Vec::new();
         for (name, new) in &settings.providers {
             let Some(provider) = self.provider(name) else {
@@ -126,7 +127,7 @@ impl AppState {
             provider
                 .allowed_redirect_uris
                 .store(Arc::new(new.allowed_redirect_uris.clone()));
-            if let Some(old) = self.inner.settings.providers.get(name) {
+            if let Some(old) = current.providers.get(name) {
                 if old.token_url != new.token_url
                     || old.revoke_url != new.revoke_url
                     || old.client_id != new.client_id
@@ -141,12 +142,14 @@ impl AppState {
                 needs_restart.push(format!("providers.{name} (removed)"));
             }
         }
+        // What a later reload compares against. Keys that need a restart stay reported until then.
+        self.inner.settings.store(Arc::new(settings.clone()));
         needs_restart
     }
 
-    /// The validated settings the app was built from.
-    pub fn settings(&self) -> &Arc<Settings> {
-        &self.inner.settings
+    /// The validated settings in force (as of the last reload).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.inner.settings.load_full()
     }
 
     /// The provider serving `{provider}`, if configured.
@@ -200,7 +203,7 @@ impl AppState {
 /// only: `/healthz` and `/readyz` keep answering under overload and are never limited.
 pub fn router(state: AppState) -> Router {
     use crate::limits::{self, Limits};
-    let limits = Limits::new(state.settings());
+    let limits = Limits::new(&state.settings());
     let rate = |limit: &limits::RateLimit| {
         middleware::from_fn_with_state(limit.clone(), limits::rate_limit)
     };

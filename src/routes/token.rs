@@ -334,13 +334,16 @@ where
         }
         .into();
     };
-    if let Err(wait) = provider.breaker.admit() {
-        return ApiError::Unavailable {
-            retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
-            reason: "breaker_open",
+    let admission = match provider.breaker.admit() {
+        Ok(admission) => admission,
+        Err(wait) => {
+            return ApiError::Unavailable {
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                reason: "breaker_open",
+            }
+            .into()
         }
-        .into();
-    }
+    };
     let started = std::time::Instant::now();
     let result = call(&provider.upstream).await;
     crate::metrics::record_upstream(
@@ -349,7 +352,7 @@ where
         result.as_ref().map_or_else(UpstreamError::kind, |_| "ok"),
         started.elapsed(),
     );
-    provider.breaker.record(match &result {
+    admission.record(match &result {
         Ok(_) => true,
         Err(error) => !error.is_provider_failure(),
     });

@@ -49,18 +49,29 @@ impl Breaker {
     }
 
     /// May a call go now? `Err(retry_after)` when the breaker is open (or a probe is in flight).
-    pub fn admit(&self) -> Result<(), Duration> {
+    /// The admission must be [`Admission::record`]ed; one dropped unrecorded (the caller went away,
+    /// a panic) gives a probe's turn back instead of leaving the breaker waiting for it forever.
+    pub fn admit(&self) -> Result<Admission<'_>, Duration> {
         if self.failures == 0 {
-            return Ok(());
+            return Ok(Admission {
+                breaker: self,
+                probe: false,
+            });
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match *state {
-            State::Closed { .. } => Ok(()),
+            State::Closed { .. } => Ok(Admission {
+                breaker: self,
+                probe: false,
+            }),
             State::Open { until } => {
                 let now = Instant::now();
                 if now >= until {
                     *state = State::Probing;
-                    Ok(())
+                    Ok(Admission {
+                        breaker: self,
+                        probe: true,
+                    })
                 } else {
                     Err(until - now)
                 }
@@ -71,7 +82,7 @@ impl Breaker {
 
     /// Records an admitted call's outcome: `true` when the provider worked (a token, or an OAuth
     /// error about the grant, which also means it is up).
-    pub fn record(&self, provider_worked: bool) {
+    fn record(&self, provider_worked: bool) {
         if self.failures == 0 {
             return;
         }
@@ -84,9 +95,21 @@ impl Breaker {
                 }
             }
             (_, false) => State::Open {
-                until: Instant::now() + self.cooldown,
+                until: Instant::now()
+                    .checked_add(self.cooldown)
+                    .unwrap_or_else(Instant::now),
             },
         };
+    }
+
+    /// A probe that ended without an outcome: the next request may probe.
+    fn abandon_probe(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*state, State::Probing) {
+            *state = State::Open {
+                until: Instant::now(),
+            };
+        }
     }
 
     /// The provider's health as the breaker sees it.
@@ -103,6 +126,29 @@ impl Breaker {
     }
 }
 
+/// Permission for one provider call; report its outcome with [`Admission::record`].
+#[must_use = "record the call's outcome"]
+pub struct Admission<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+}
+
+impl Admission<'_> {
+    /// Reports the call's outcome (see [`Breaker::admit`]).
+    pub fn record(mut self, provider_worked: bool) {
+        self.breaker.record(provider_worked);
+        self.probe = false;
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if self.probe {
+            self.breaker.abandon_probe();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,24 +157,21 @@ mod tests {
     fn opens_after_consecutive_failures_and_probes_after_the_cooldown() {
         let breaker = Breaker::new(3, Duration::from_millis(40));
         for _ in 0..2 {
-            assert!(breaker.admit().is_ok());
-            breaker.record(false);
+            breaker.admit().expect("closed").record(false);
         }
         assert_eq!(breaker.health(), Health::Ok);
-        breaker.record(true);
+        breaker.admit().expect("closed").record(true);
         for _ in 0..3 {
-            assert!(breaker.admit().is_ok());
-            breaker.record(false);
+            breaker.admit().expect("closed").record(false);
         }
         assert!(breaker.admit().is_err(), "open after 3 in a row");
         std::thread::sleep(Duration::from_millis(50));
-        assert!(breaker.admit().is_ok(), "one probe after the cooldown");
+        let probe = breaker.admit().expect("one probe after the cooldown");
         assert!(breaker.admit().is_err(), "only one probe at a time");
-        breaker.record(false);
+        probe.record(false);
         assert!(breaker.admit().is_err(), "a failed probe re-opens");
         std::thread::sleep(Duration::from_millis(50));
-        assert!(breaker.admit().is_ok());
-        breaker.record(true);
+        breaker.admit().expect("probe").record(true);
         assert_eq!(breaker.health(), Health::Ok);
         assert!(breaker.admit().is_ok());
     }
@@ -137,8 +180,22 @@ mod tests {
     fn zero_failures_disables_it() {
         let breaker = Breaker::new(0, Duration::from_secs(60));
         for _ in 0..10 {
-            breaker.record(false);
+            breaker.admit().expect("always admitted").record(false);
         }
         assert!(breaker.admit().is_ok());
+    }
+
+    #[test]
+    fn an_abandoned_probe_gives_its_turn_back() {
+        let breaker = Breaker::new(1, Duration::from_millis(10));
+        breaker.admit().expect("closed").record(false);
+        std::thread::sleep(Duration::from_millis(20));
+        let probe = breaker.admit().expect("probe");
+        drop(probe); // the caller went away mid-call
+        breaker
+            .admit()
+            .expect("the next request probes")
+            .record(true);
+        assert_eq!(breaker.health(), Health::Ok);
     }
 }

@@ -97,18 +97,13 @@ impl UpstreamError {
     }
 
     /// True when this says the provider is unusable right now (the breaker counts these): no
-    /// answer, a 5xx, a CDN/WAF page or an outage page. A grant error, our own credentials refused,
-    /// or an odd body on a 2xx do not say the provider is down.
+    /// answer in time, no connection, a broken one, or a 5xx. Not a WAF or HTML page, nor any 4xx:
+    /// what the caller sends (a code, a token) can provoke those, and one client must not be able
+    /// to open the breaker for everyone.
     pub fn is_provider_failure(&self) -> bool {
         matches!(
             self,
-            Self::Timeout(_)
-                | Self::Connect(_)
-                | Self::Transport(_)
-                | Self::ServerError(_)
-                | Self::Html(_)
-                | Self::Blocked(_)
-                | Self::Unexpected(_)
+            Self::Timeout(_) | Self::Connect(_) | Self::Transport(_) | Self::ServerError(_)
         )
     }
 
@@ -211,8 +206,12 @@ impl Upstream {
     /// authenticates the client before it looks at the grant (RFC 6749 §5.2, fosite), so the code
     /// or refresh token was not used. If the next secret works, it becomes the current one.
     pub async fn token(&self, grant: Grant<'_>) -> Result<Answer<TokenResponse>, UpstreamError> {
+        // One deadline for the whole exchange, the next-secret attempt included.
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let credentials = self.credentials.load_full();
-        let first = self.token_with(&grant, &credentials.current).await;
+        let first = self
+            .token_with(&grant, &credentials.current, deadline)
+            .await;
         let (
             Err(UpstreamError::Refused {
                 code: OAuthErrorCode::InvalidClient,
@@ -224,14 +223,10 @@ impl Upstream {
             return first;
         };
         tracing::warn!("the provider refused the current client secret; trying the next one");
-        let second = self.token_with(&grant, next).await;
-        let next_accepted = !matches!(
-            &second,
-            Err(UpstreamError::Refused {
-                code: OAuthErrorCode::InvalidClient,
-                ..
-            })
-        );
+        let second = self.token_with(&grant, next, deadline).await;
+        // Accepted means the provider authenticated us: tokens, or an error about the grant.
+        // A timeout or a WAF page says nothing about the secret.
+        let next_accepted = matches!(&second, Ok(_) | Err(UpstreamError::Grant { .. }));
         if next_accepted {
             tracing::warn!(
                 "the provider accepted the next client secret: it is now the current one; \
@@ -249,9 +244,10 @@ impl Upstream {
         &self,
         grant: &Grant<'_>,
         client_secret: &ClientSecret,
+        deadline: tokio::time::Instant,
     ) -> Result<Answer<TokenResponse>, UpstreamError> {
         let secret = client_secret.secret();
-        let (form, secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match grant {
+        let (form, mut secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match grant {
             Grant::AuthorizationCode {
                 code,
                 verifier,
@@ -277,6 +273,8 @@ impl Upstream {
                 RequestSecrets::refresh(token),
             ),
         };
+        // A provider echoing our own secret in a description must not pass it on either.
+        secrets.values.push(secret);
         tracing::debug!(
             grant_type = form[0].1,
             "calling the provider's token endpoint"
@@ -286,7 +284,7 @@ impl Upstream {
             .post(self.token_url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form);
-        let (status, body) = self.send(request).await?;
+        let (status, body) = self.send(request, deadline).await?;
         tracing::trace!(
             status = status.as_u16(),
             bytes = body.len(),
@@ -326,7 +324,8 @@ impl Upstream {
             .client
             .post(url)
             .header(reqwest::header::CONTENT_LENGTH, "0");
-        let (status, body) = self.send(request).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let (status, body) = self.send(request, deadline).await?;
         tracing::trace!(
             status = status.as_u16(),
             bytes = body.len(),
@@ -338,10 +337,11 @@ impl Upstream {
         classify_revoke(status, &body, &secrets)
     }
 
-    /// Sends and reads the whole (capped) body under one deadline.
+    /// Sends and reads the whole (capped) body before `deadline`.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
+        deadline: tokio::time::Instant,
     ) -> Result<(StatusCode, Vec<u8>), UpstreamError> {
         let exchange = async {
             let retry = request.try_clone();
@@ -360,9 +360,14 @@ impl Upstream {
             let body = read_capped(response).await?;
             Ok((status, body))
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout_at(deadline, exchange)
             .await
             .unwrap_or(Err(UpstreamError::Timeout(self.timeout)))
+            .map_err(|error| match error {
+                // reqwest's own backstop timer fired first: the same deadline.
+                UpstreamError::Timeout(_) => UpstreamError::Timeout(self.timeout),
+                other => other,
+            })
     }
 }
 
@@ -421,6 +426,15 @@ pub fn classify(
     });
     match oauth_error {
         // RFC 6749 §5.2: OAuth errors come as 400 (401 for client authentication).
+        // A "code" that contains one of the request's secrets is not passed on, nor logged.
+        Some((Some(code), _))
+            if secrets
+                .values
+                .iter()
+                .any(|secret| secret.len() >= 4 && code.as_str().contains(secret)) =>
+        {
+            Err(UpstreamError::Unexpected(status))
+        }
         Some((Some(code), description)) if matches!(status.as_u16(), 400 | 401) => {
             if code.is_about_the_grant() {
                 Err(UpstreamError::Grant {
@@ -482,6 +496,19 @@ mod tests {
             body.as_bytes(),
             &secrets,
         )
+    }
+
+    #[test]
+    fn a_provider_code_that_echoes_a_request_secret_is_not_passed_on() {
+        let secrets = RequestSecrets {
+            values: vec!["SECRETREFRESHTOKEN"],
+        };
+        let answer = classify(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":"xSECRETREFRESHTOKENx"}"#,
+            &secrets,
+        );
+        assert!(matches!(answer, Err(UpstreamError::Unexpected(_))));
     }
 
     #[test]

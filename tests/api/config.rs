@@ -154,6 +154,18 @@ fn config_refuses_a_timeout_outside_1_to_60_seconds() {
 }
 
 #[test]
+fn config_refuses_windows_too_long_to_represent() {
+    refused(
+        &format!("[replay]\nwindow_secs = 3601\n{}", base()),
+        "replay.window_secs",
+    );
+    refused(
+        &format!("[limits]\nbreaker_cooldown_secs = 99999999999\n{}", base()),
+        "limits.breaker_cooldown_secs",
+    );
+}
+
+#[test]
 fn config_refuses_unknown_keys_and_names_them() {
     refused(
         &format!("{}client_secert = \"x\"\n", base()),

@@ -260,6 +260,23 @@ async fn a_failing_provider_opens_the_breaker_and_requests_fail_fast() {
 }
 
 #[tokio::test]
+async fn waf_and_html_pages_do_not_open_the_breaker() {
+    // What a caller sends (a code, a token) can provoke a WAF page: one client must not be able
+    // to open the breaker for everyone.
+    let app = spawn_with_breaker().await;
+    app.upstream_answers(
+        ResponseTemplate::new(403).set_body_json(
+            json!({"error": "Request blocked by security policy.", "reference": "x"}),
+        ),
+        5,
+    )
+    .await;
+    for _ in 0..5 {
+        assert_kick_502(app.exchange().await).await;
+    }
+}
+
+#[tokio::test]
 async fn grant_errors_do_not_open_the_breaker() {
     let app = spawn_with_breaker().await;
     app.upstream_answers(
