@@ -248,6 +248,8 @@ struct RawProvider {
     token_url: Option<String>,
     revoke_url: Option<String>,
     timeout_secs: Option<u64>,
+    preset: Option<String>,
+    client_auth: Option<ClientAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,19 +269,71 @@ struct RawSettings {
     providers: BTreeMap<String, RawProvider>,
 }
 
-/// Endpoints a provider gets when its table does not name them.
-struct Preset {
-    display_name: &'static str,
-    token_url: &'static str,
-    revoke_url: &'static str,
+/// How the proxy authenticates itself at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the form body (Kick, Twitch; the default).
+    #[default]
+    ClientSecretPost,
+    /// HTTP Basic `client_id:client_secret` (each form-urlencoded first), nothing in the body.
+    ClientSecretBasic,
 }
+
+/// How the provider's revocation endpoint wants the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeStyle {
+    /// Kick: `POST {revoke_url}?token=…&token_hint_type=…`, empty body, no client authentication.
+    KickQuery,
+    /// Twitch: RFC 7009 form body `client_id`, `token` (and `token_type_hint`), no secret.
+    FormClientId,
+    /// Google: form body `token` only.
+    FormTokenOnly,
+    /// RFC 7009 §2.1: form body `token`, `token_type_hint`, plus the configured client auth.
+    Rfc7009,
+}
+
+/// What a named preset brings: endpoints, the name in the 502 text, the revocation style.
+struct Preset {
+    name: &'static str,
+    display_name: &'static str,
+    token_url: Option<&'static str>,
+    revoke_url: Option<&'static str>,
+    revoke_style: RevokeStyle,
+}
+
+/// The built-in presets, by name.
+pub const PRESET_NAMES: [&str; 4] = ["kick", "twitch", "google", "generic"];
 
 fn preset(name: &str) -> Option<Preset> {
     match name {
         "kick" => Some(Preset {
+            name: "kick",
             display_name: "Kick",
-            token_url: "https://id.kick.com/oauth/token",
-            revoke_url: "https://id.kick.com/oauth/revoke",
+            token_url: Some("https://id.kick.com/oauth/token"),
+            revoke_url: Some("https://id.kick.com/oauth/revoke"),
+            revoke_style: RevokeStyle::KickQuery,
+        }),
+        "twitch" => Some(Preset {
+            name: "twitch",
+            display_name: "Twitch",
+            token_url: Some("https://id.twitch.tv/oauth2/token"),
+            revoke_url: Some("https://id.twitch.tv/oauth2/revoke"),
+            revoke_style: RevokeStyle::FormClientId,
+        }),
+        "google" => Some(Preset {
+            name: "google",
+            display_name: "Google",
+            token_url: Some("https://oauth2.googleapis.com/token"),
+            revoke_url: Some("https://oauth2.googleapis.com/revoke"),
+            revoke_style: RevokeStyle::FormTokenOnly,
+        }),
+        "generic" => Some(Preset {
+            name: "generic",
+            display_name: "",
+            token_url: None,
+            revoke_url: None,
+            revoke_style: RevokeStyle::Rfc7009,
         }),
         _ => None,
     }
@@ -291,9 +345,17 @@ pub struct ProviderSettings {
     /// The `{provider}` path segment and config table name.
     #[serde(skip)]
     pub name: String,
-    /// Name used in the 502 text ("Failed to communicate with Kick OAuth server").
+    /// Name used in the 502 text ("Failed to communicate with Kick OAuth server"): the preset's
+    /// (`Kick`, `Twitch`, `Google`), else the table name capitalised.
     #[serde(skip)]
     pub display_name: String,
+    /// The preset in force: `preset = "…"`, else the table name when it is one, else `generic`.
+    pub preset: String,
+    /// How the proxy authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// How the revocation endpoint wants the token (from the preset).
+    #[serde(skip)]
+    pub revoke_style: RevokeStyle,
     /// OAuth client id (public).
     pub client_id: String,
     /// OAuth client secret, from `client_secret` or `client_secret_file`.
@@ -630,21 +692,53 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
                 "contains whitespace or control characters",
             ));
         }
+        if uri.contains('*') && !is_wildcard_port_entry(uri) {
+            return Err(ConfigError::new(
+                entry_key,
+                "contains '*': only a loopback port may be a wildcard (RFC 8252 §7.3), as in \
+                 http://127.0.0.1:*/callback, http://[::1]:*/callback or http://localhost:*/callback",
+            ));
+        }
     }
-    let preset = preset(name);
-    let token_url = match (raw.token_url, &preset) {
+    let preset = match raw.preset.as_deref().filter(|p| !p.is_empty()) {
+        Some(chosen) => preset(chosen).ok_or_else(|| {
+            ConfigError::new(
+                key("preset"),
+                format!("unknown preset; use one of {}", PRESET_NAMES.join(", ")),
+            )
+        })?,
+        None => preset(name)
+            .filter(|p| p.name != "generic")
+            .or_else(|| preset("generic"))
+            .expect("the generic preset exists"),
+    };
+    if preset.revoke_style == RevokeStyle::KickQuery {
+        if let Some(i) = raw
+            .allowed_redirect_uris
+            .iter()
+            .position(|uri| is_wildcard_port_entry(uri))
+        {
+            return Err(ConfigError::new(
+                format!("{}[{i}]", key("allowed_redirect_uris")),
+                "Kick compares redirect URIs exactly: a wildcard port is not allowed with the kick preset",
+            ));
+        }
+    }
+    let token_url = match (raw.token_url, preset.token_url) {
         (Some(url), _) => upstream_url(&key("token_url"), &url)?,
-        (None, Some(p)) => upstream_url(&key("token_url"), p.token_url)?,
+        (None, Some(url)) => upstream_url(&key("token_url"), url)?,
         (None, None) => {
             return Err(ConfigError::new(
                 key("token_url"),
-                format!("required: there is no built-in preset named `{name}`"),
+                format!(
+                    "required: there is no built-in preset named `{name}` (the generic preset has no endpoints)"
+                ),
             ))
         }
     };
-    let revoke_url = match (raw.revoke_url, &preset) {
+    let revoke_url = match (raw.revoke_url, preset.revoke_url) {
         (Some(url), _) => Some(upstream_url(&key("revoke_url"), &url)?),
-        (None, Some(p)) => Some(upstream_url(&key("revoke_url"), p.revoke_url)?),
+        (None, Some(url)) => Some(upstream_url(&key("revoke_url"), url)?),
         (None, None) => None,
     };
     let timeout_secs = raw.timeout_secs.unwrap_or(10);
@@ -656,9 +750,14 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
     }
     Ok(ProviderSettings {
         name: name.to_owned(),
-        display_name: preset
-            .map(|p| p.display_name.to_owned())
-            .unwrap_or_else(|| capitalize(name)),
+        display_name: if preset.display_name.is_empty() {
+            capitalize(name)
+        } else {
+            preset.display_name.to_owned()
+        },
+        preset: preset.name.to_owned(),
+        client_auth: raw.client_auth.unwrap_or_default(),
+        revoke_style: preset.revoke_style,
         client_id,
         client_secret: ClientSecret::new(client_secret),
         client_secret_file: secret_file,
@@ -667,6 +766,21 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         token_url,
         revoke_url,
         timeout: Duration::from_secs(timeout_secs),
+    })
+}
+
+/// Loopback redirect prefixes whose port may be `*` (RFC 8252 §7.3).
+pub const WILDCARD_PORT_PREFIXES: [&str; 3] =
+    ["http://127.0.0.1:", "http://[::1]:", "http://localhost:"];
+
+/// True when `entry` is a loopback redirect with a wildcard port: one of
+/// [`WILDCARD_PORT_PREFIXES`], then `*/`, and no other `*`.
+pub fn is_wildcard_port_entry(entry: &str) -> bool {
+    WILDCARD_PORT_PREFIXES.iter().any(|prefix| {
+        entry
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix("*/"))
+            .is_some_and(|rest| !rest.contains('*'))
     })
 }
 

@@ -202,10 +202,9 @@ impl CodeExchange {
         let redirect_uri = fields.required("redirect_uri")?;
         // Byte-for-byte: no parsing, no normalisation (a parser turns look-alikes into the real
         // thing; RFC 9700 §4.1.3 asks for exact string matching).
-        if !allowed
-            .iter()
-            .any(|a| a.as_bytes() == redirect_uri.as_bytes())
-        {
+        // The one exception: a loopback entry with a wildcard port (RFC 8252 §7.3), opted into per
+        // entry, matches the same text with the `*` replaced by a port number.
+        if !allowed.iter().any(|a| redirect_matches(a, redirect_uri)) {
             return Err(invalid("The `redirect_uri` is not one this server allows."));
         }
         Ok(Self {
@@ -214,6 +213,29 @@ impl CodeExchange {
             redirect_uri: redirect_uri.to_owned(),
         })
     }
+}
+
+/// One allowlist entry against a request's `redirect_uri`. Byte-for-byte, except for an entry such
+/// as `http://127.0.0.1:*/callback` (validated at start-up: loopback, `*` only as the port), which
+/// matches the identical text with the `*` replaced by 1 to 5 ASCII digits, no leading zero, value
+/// 1..=65535. Such an entry never matches itself (a literal `*`).
+pub fn redirect_matches(entry: &str, redirect_uri: &str) -> bool {
+    if !crate::config::is_wildcard_port_entry(entry) {
+        return entry.as_bytes() == redirect_uri.as_bytes();
+    }
+    let Some((prefix, suffix)) = entry.split_once('*') else {
+        return false;
+    };
+    let Some(port) = redirect_uri
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+    else {
+        return false;
+    };
+    (1..=5).contains(&port.len())
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && !port.starts_with('0')
+        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p))
 }
 
 /// RFC 7636 §4.1: `code-verifier = 43*128unreserved`, `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"`.
@@ -311,7 +333,9 @@ pub struct TokenRequest {
     #[schema(min_length = 43, max_length = 128, pattern = r"^[A-Za-z0-9._~-]+$")]
     pub code_verifier: String,
     /// Byte-for-byte one of the provider's `allowed_redirect_uris` (no normalisation); any other
-    /// value is 400 `invalid_request`.
+    /// value is 400 `invalid_request`. Only an entry configured as a loopback wildcard port
+    /// (`http://127.0.0.1:*/callback`, RFC 8252 §7.3) also matches that text with any port
+    /// 1..=65535 in place of the `*`.
     #[schema(min_length = 1)]
     pub redirect_uri: String,
 }
@@ -410,6 +434,48 @@ impl<'de> Deserialize<'de> for FieldValue {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_wildcard_port_entry_matches_only_a_valid_port() {
+        for entry in [
+            "http://127.0.0.1:*/callback",
+            "http://[::1]:*/callback",
+            "http://localhost:*/callback",
+        ] {
+            let with = |port: &str| entry.replace('*', port);
+            for port in ["1", "8080", "65535"] {
+                assert!(redirect_matches(entry, &with(port)), "{entry} {port}");
+            }
+            for port in [
+                "0", "65536", "01420", "", "*", "123456", "80a", "+80", " 80",
+            ] {
+                assert!(!redirect_matches(entry, &with(port)), "{entry} {port:?}");
+            }
+            for other in [
+                with("8080/"),
+                with("8080?x=1"),
+                with("8080").replace("/callback", "/other"),
+                with("8080").replace("http://", "https://"),
+                format!("{}/", with("8080")),
+                format!("{}?code=x", with("8080")),
+            ] {
+                assert!(!redirect_matches(entry, &other), "{other}");
+            }
+        }
+        assert!(!redirect_matches(
+            "http://127.0.0.1:*/callback",
+            "http://127.0.0.2:8080/callback"
+        ));
+        assert!(redirect_matches(
+            "http://localhost:1420/cb",
+            "http://localhost:1420/cb"
+        ));
+        assert!(!redirect_matches(
+            "http://localhost:1420/cb",
+            "http://localhost:1421/cb"
+        ));
+    }
+
     use super::*;
 
     fn json(body: &str) -> Fields {

@@ -132,8 +132,12 @@ impl AppState {
                     || old.revoke_url != new.revoke_url
                     || old.client_id != new.client_id
                     || old.timeout != new.timeout
+                    || old.preset != new.preset
+                    || old.client_auth != new.client_auth
                 {
-                    needs_restart.push(format!("providers.{name} (endpoints, client_id, timeout)"));
+                    needs_restart.push(format!(
+                        "providers.{name} (endpoints, preset, client_auth, client_id, timeout)"
+                    ));
                 }
             }
         }

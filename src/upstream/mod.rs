@@ -7,7 +7,7 @@
 
 pub mod breaker;
 
-use crate::config::ProviderSettings;
+use crate::config::{ClientAuth, ProviderSettings, RevokeStyle};
 use crate::oauth::{
     sanitize_description, OAuthErrorCode, RequestSecrets, TokenResponse, TokenResponseError,
 };
@@ -150,6 +150,8 @@ pub struct Upstream {
     client_id: String,
     credentials: ArcSwap<Credentials>,
     timeout: Duration,
+    client_auth: ClientAuth,
+    revoke_style: RevokeStyle,
 }
 
 /// The client secrets in force; swapped whole on reload (SIGHUP) or when the next one is promoted.
@@ -188,6 +190,8 @@ impl ProviderSettings {
                 next: self.next_client_secret.clone(),
             }),
             timeout: self.timeout,
+            client_auth: self.client_auth,
+            revoke_style: self.revoke_style,
         })
     }
 }
@@ -198,7 +202,8 @@ impl Upstream {
         self.credentials.store(std::sync::Arc::new(credentials));
     }
 
-    /// Redeems a grant at the token endpoint (credentials `client_secret_post`, RFC 6749 §2.3.1).
+    /// Redeems a grant at the token endpoint (credentials `client_secret_post` or
+    /// `client_secret_basic` as configured, RFC 6749 §2.3.1).
     /// On success, the HTTP status and the normalised token response.
     ///
     /// During a secret rotation (a `next` secret configured), an `invalid_client` answer to the
@@ -247,7 +252,7 @@ impl Upstream {
         deadline: tokio::time::Instant,
     ) -> Result<Answer<TokenResponse>, UpstreamError> {
         let secret = client_secret.secret();
-        let (form, mut secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match grant {
+        let (mut form, mut secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match grant {
             Grant::AuthorizationCode {
                 code,
                 verifier,
@@ -256,8 +261,6 @@ impl Upstream {
                 vec![
                     ("grant_type", "authorization_code"),
                     ("code", code.secret()),
-                    ("client_id", &self.client_id),
-                    ("client_secret", secret),
                     ("redirect_uri", redirect_uri),
                     ("code_verifier", verifier.secret()),
                 ],
@@ -267,23 +270,28 @@ impl Upstream {
                 vec![
                     ("grant_type", "refresh_token"),
                     ("refresh_token", token.secret()),
-                    ("client_id", &self.client_id),
-                    ("client_secret", secret),
                 ],
                 RequestSecrets::refresh(token),
             ),
         };
+        if self.client_auth == ClientAuth::ClientSecretPost {
+            // Kick's documented order: the credentials right after the grant.
+            form.insert(2, ("client_id", &self.client_id));
+            form.insert(3, ("client_secret", secret));
+        }
         // A provider echoing our own secret in a description must not pass it on either.
         secrets.values.push(secret);
         tracing::debug!(
             grant_type = form[0].1,
             "calling the provider's token endpoint"
         );
-        let request = self
-            .client
-            .post(self.token_url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form);
+        let request = self.authenticate(
+            self.client
+                .post(self.token_url.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .form(&form),
+            client_secret,
+        );
         let (status, body) = self.send(request, deadline).await?;
         tracing::trace!(
             status = status.as_u16(),
@@ -298,8 +306,9 @@ impl Upstream {
         self.revoke_url.is_some()
     }
 
-    /// Revokes a token the way Kick documents it: `POST {revoke_url}?token=…&token_hint_type=…`
-    /// (query string, Kick's own parameter name), answered `200 OK`.
+    /// Revokes a token in the preset's style: Kick's `POST {revoke_url}?token=…&token_hint_type=…`
+    /// (query string, Kick's own parameter name, answered `200 OK`); Twitch's form body with
+    /// `client_id`; Google's form body with `token` only; else RFC 7009 §2.1 with client auth.
     ///
     /// RFC 7009 §2.2: an unknown or already invalid token is not an error, so a provider's
     /// `invalid_grant`/`invalid_token` counts as revoked.
@@ -311,19 +320,51 @@ impl Upstream {
         let Some(revoke_url) = &self.revoke_url else {
             return Err(UpstreamError::Unexpected(StatusCode::NOT_FOUND));
         };
-        let mut url = revoke_url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("token", token.secret());
-            if let Some(hint) = hint {
-                query.append_pair("token_hint_type", hint);
-            }
-        }
         tracing::debug!(hint, "calling the provider's revocation endpoint");
-        let request = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let credentials = self.credentials.load_full();
+        let request = match self.revoke_style {
+            RevokeStyle::KickQuery => {
+                let mut url = revoke_url.clone();
+                {
+                    let mut query = url.query_pairs_mut();
+                    query.append_pair("token", token.secret());
+                    if let Some(hint) = hint {
+                        query.append_pair("token_hint_type", hint);
+                    }
+                }
+                self.client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_LENGTH, "0")
+            }
+            RevokeStyle::FormClientId => {
+                let mut form = vec![
+                    ("client_id", self.client_id.as_str()),
+                    ("token", token.secret()),
+                ];
+                if let Some(hint) = hint {
+                    form.push(("token_type_hint", hint));
+                }
+                self.client.post(revoke_url.clone()).form(&form)
+            }
+            RevokeStyle::FormTokenOnly => self
+                .client
+                .post(revoke_url.clone())
+                .form(&[("token", token.secret())]),
+            RevokeStyle::Rfc7009 => {
+                let mut form = vec![("token", token.secret())];
+                if let Some(hint) = hint {
+                    form.push(("token_type_hint", hint));
+                }
+                if self.client_auth == ClientAuth::ClientSecretPost {
+                    form.push(("client_id", &self.client_id));
+                    form.push(("client_secret", credentials.current.secret()));
+                }
+                self.authenticate(
+                    self.client.post(revoke_url.clone()).form(&form),
+                    &credentials.current,
+                )
+            }
+        };
         let deadline = tokio::time::Instant::now() + self.timeout;
         let (status, body) = self.send(request, deadline).await?;
         tracing::trace!(
@@ -332,9 +373,30 @@ impl Upstream {
             "provider answered"
         );
         let secrets = RequestSecrets {
-            values: vec![token.secret()],
+            values: vec![token.secret(), credentials.current.secret()],
         };
         classify_revoke(status, &body, &secrets)
+    }
+
+    /// Adds HTTP Basic client authentication when configured (RFC 6749 §2.3.1: id and secret are
+    /// form-urlencoded before they are joined and base64-encoded).
+    fn authenticate(
+        &self,
+        request: reqwest::RequestBuilder,
+        client_secret: &ClientSecret,
+    ) -> reqwest::RequestBuilder {
+        match self.client_auth {
+            ClientAuth::ClientSecretPost => request,
+            ClientAuth::ClientSecretBasic => {
+                let encode = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                request.basic_auth(
+                    encode(&self.client_id),
+                    Some(encode(client_secret.secret())),
+                )
+            }
+        }
     }
 
     /// Sends and reads the whole (capped) body before `deadline`.
@@ -424,6 +486,15 @@ pub fn classify(
         )),
         _ => None,
     });
+    let has_oauth_code = matches!(oauth_error, Some((Some(_), _)));
+    if !has_oauth_code && !status.is_server_error() {
+        if let Some(error) = json
+            .as_ref()
+            .and_then(|obj| twitch_error(status, obj, secrets))
+        {
+            return Err(error);
+        }
+    }
     match oauth_error {
         // RFC 6749 §5.2: OAuth errors come as 400 (401 for client authentication).
         // A "code" that contains one of the request's secrets is not passed on, nor logged.
@@ -477,6 +548,45 @@ pub fn classify_revoke(
         Err(other) => Err(other),
         Ok(_) => Err(UpstreamError::Unexpected(status)),
     }
+}
+
+/// Twitch answers errors as `{"status":400,"message":"Invalid authorization code"}` (sometimes with
+/// an `"error":"Bad Request"` that is not an OAuth code). Normalised to the contract: a message
+/// about the code or token is `invalid_grant`, about our client `invalid_client` (502), any other
+/// 400 `invalid_request`. `None` when the body is not that shape.
+fn twitch_error(
+    status: StatusCode,
+    obj: &serde_json::Map<String, Value>,
+    secrets: &RequestSecrets<'_>,
+) -> Option<UpstreamError> {
+    let body_status = obj.get("status")?.as_u64()?;
+    let message = obj.get("message")?.as_str()?;
+    if !(400..500).contains(&body_status) || !status.is_client_error() {
+        return None;
+    }
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("client") {
+        // "invalid client", "invalid client secret", "missing client id": our registration.
+        return Some(UpstreamError::Refused {
+            code: OAuthErrorCode::InvalidClient,
+            status,
+        });
+    }
+    let code = if ["authorization code", "refresh token", "invalid token"]
+        .iter()
+        .any(|about| lower.contains(about))
+    {
+        OAuthErrorCode::InvalidGrant
+    } else if status == StatusCode::BAD_REQUEST {
+        OAuthErrorCode::InvalidRequest
+    } else {
+        return None;
+    };
+    Some(UpstreamError::Grant {
+        description: sanitize_description(Some(message), secrets),
+        code,
+        status,
+    })
 }
 
 fn looks_like_html(body: &[u8]) -> bool {
@@ -534,6 +644,63 @@ mod tests {
         assert!(matches!(
             revoke(503, ""),
             Err(UpstreamError::ServerError(_))
+        ));
+    }
+
+    #[test]
+    fn twitch_error_shapes_are_normalised() {
+        let grant = |status: u16, body: &str| match run(status, body) {
+            Err(UpstreamError::Grant {
+                code, description, ..
+            }) => Some((code.as_str().to_owned(), description)),
+            _ => None,
+        };
+        assert_eq!(
+            grant(
+                400,
+                r#"{"status":400,"message":"Invalid authorization code"}"#
+            ),
+            Some((
+                "invalid_grant".to_owned(),
+                Some("Invalid authorization code".to_owned())
+            ))
+        );
+        assert_eq!(
+            grant(400, r#"{"status":400,"message":"Invalid refresh token"}"#).map(|g| g.0),
+            Some("invalid_grant".to_owned())
+        );
+        assert_eq!(
+            grant(400, r#"{"status":400,"message":"missing code verifier"}"#).map(|g| g.0),
+            Some("invalid_request".to_owned())
+        );
+        for (status, body) in [
+            (403, r#"{"status":403,"message":"invalid client secret"}"#),
+            (401, r#"{"status":401,"message":"invalid client"}"#),
+            (400, r#"{"status":400,"message":"invalid client"}"#),
+        ] {
+            assert!(matches!(
+                run(status, body),
+                Err(UpstreamError::Refused {
+                    code: OAuthErrorCode::InvalidClient,
+                    ..
+                })
+            ));
+        }
+        // A 5xx stays a provider failure whatever its body says.
+        assert!(matches!(
+            run(
+                500,
+                r#"{"status":500,"message":"Invalid authorization code"}"#
+            ),
+            Err(UpstreamError::ServerError(_))
+        ));
+        // Kick's WAF body is unaffected.
+        assert!(matches!(
+            run(
+                403,
+                r#"{"error":"Request blocked by security policy.","reference":"x"}"#
+            ),
+            Err(UpstreamError::Blocked(_))
         ));
     }
 

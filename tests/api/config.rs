@@ -261,3 +261,149 @@ fn serve_and_check_config_exit_non_zero_naming_the_key_without_printing_the_secr
         assert!(!all.contains(SECRET), "{command}: {all}");
     }
 }
+
+fn provider_table(name: &str, extra: &str) -> String {
+    format!(
+        r#"{}
+[providers.{name}]
+client_id = "id"
+client_secret = "{SECRET}"
+allowed_redirect_uris = ["http://127.0.0.1:*/callback"]
+{extra}
+"#,
+        base()
+    )
+}
+
+#[test]
+fn presets_come_from_the_preset_key_or_the_table_name() {
+    let settings = load(&provider_table("twitch", "")).expect("valid");
+    let twitch = &settings.providers["twitch"];
+    assert_eq!(twitch.preset, "twitch");
+    assert_eq!(
+        twitch.token_url.as_str(),
+        "https://id.twitch.tv/oauth2/token"
+    );
+    assert_eq!(
+        twitch.revoke_url.as_ref().map(|u| u.as_str()),
+        Some("https://id.twitch.tv/oauth2/revoke")
+    );
+    assert_eq!(twitch.display_name, "Twitch");
+
+    let settings = load(&provider_table("youtube", "preset = \"google\"")).expect("valid");
+    let youtube = &settings.providers["youtube"];
+    assert_eq!(youtube.preset, "google");
+    assert_eq!(
+        youtube.token_url.as_str(),
+        "https://oauth2.googleapis.com/token"
+    );
+    assert_eq!(
+        youtube.revoke_url.as_ref().map(|u| u.as_str()),
+        Some("https://oauth2.googleapis.com/revoke")
+    );
+    assert_eq!(youtube.display_name, "Google");
+    assert_eq!(
+        settings.providers["kick"].client_auth,
+        kick_oauth_proxy::config::ClientAuth::ClientSecretPost
+    );
+
+    // Any endpoint can still be overridden.
+    let settings = load(&provider_table(
+        "youtube",
+        "preset = \"google\"\ntoken_url = \"https://example.com/token\"",
+    ))
+    .expect("valid");
+    assert_eq!(
+        settings.providers["youtube"].token_url.as_str(),
+        "https://example.com/token"
+    );
+
+    let settings = load(&provider_table(
+        "acme",
+        "preset = \"generic\"\nclient_auth = \"client_secret_basic\"\ntoken_url = \"https://acme.example/token\"",
+    ))
+    .expect("valid");
+    let acme = &settings.providers["acme"];
+    assert_eq!(acme.preset, "generic");
+    assert_eq!(acme.display_name, "Acme");
+    assert!(acme.revoke_url.is_none());
+    assert_eq!(
+        acme.client_auth,
+        kick_oauth_proxy::config::ClientAuth::ClientSecretBasic
+    );
+}
+
+#[test]
+fn config_refuses_unknown_presets_and_a_generic_without_token_url() {
+    refused(
+        &provider_table("youtube", "preset = \"youtube\""),
+        "providers.youtube.preset",
+    );
+    refused(
+        &provider_table("acme", "preset = \"generic\""),
+        "providers.acme.token_url",
+    );
+    refused(&provider_table("acme", ""), "providers.acme.token_url");
+    refused(
+        &provider_table("twitch", "client_auth = \"private_key_jwt\""),
+        "providers.twitch.client_auth",
+    );
+}
+
+#[test]
+fn a_wildcard_is_only_allowed_as_a_loopback_port() {
+    for ok in [
+        "http://127.0.0.1:*/callback",
+        "http://[::1]:*/callback",
+        "http://localhost:*/",
+    ] {
+        let toml = provider_table("google", "").replace("http://127.0.0.1:*/callback", ok);
+        load(&toml).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        // Kick compares redirect URIs exactly: no wildcard with its preset.
+        let toml = base().replace("http://localhost:1420/auth/callback", ok);
+        refused(&toml, "providers.kick.allowed_redirect_uris[0]");
+    }
+    for bad in [
+        "http://example.com:*/callback",
+        "https://127.0.0.1:*/callback",
+        "http://127.0.0.1:*",
+        "http://127.0.0.1:80*/callback",
+        "http://127.0.0.1:*/call*",
+        "http://localhost:1420/*",
+        "battles-record://*",
+    ] {
+        let toml = provider_table("google", "").replace("http://127.0.0.1:*/callback", bad);
+        refused(&toml, "providers.google.allowed_redirect_uris[0]");
+    }
+}
+
+#[test]
+fn the_shipped_twitch_and_youtube_examples_are_valid_once_uncommented() {
+    let text = std::fs::read_to_string("config/default.toml").expect("shipped config");
+    let start = text.find("# [providers.twitch]").expect("twitch example");
+    let mut uncommented = text[..start].to_owned();
+    for line in text[start..].lines() {
+        let body = line.strip_prefix("# ").unwrap_or(line);
+        let is_toml = body.starts_with("[providers.")
+            || body
+                .split_once(" = ")
+                .is_some_and(|(k, _)| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        uncommented.push_str(if is_toml { body } else { line });
+        uncommented.push('\n');
+    }
+    let env = [
+        ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", ""),
+        ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET),
+        ("KICK_PROXY_PROVIDERS__TWITCH__CLIENT_SECRET_FILE", ""),
+        ("KICK_PROXY_PROVIDERS__TWITCH__CLIENT_SECRET", SECRET),
+        ("KICK_PROXY_PROVIDERS__YOUTUBE__CLIENT_SECRET_FILE", ""),
+        ("KICK_PROXY_PROVIDERS__YOUTUBE__CLIENT_SECRET", SECRET),
+    ];
+    let settings = load_env(&uncommented, &env).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    assert_eq!(settings.providers["twitch"].preset, "twitch");
+    assert_eq!(settings.providers["youtube"].preset, "google");
+    assert_eq!(
+        settings.providers["youtube"].allowed_redirect_uris,
+        ["http://127.0.0.1:*/callback"]
+    );
+}
