@@ -1,0 +1,38 @@
+-- wrk script: POST /api/v1/kick/token (or the stub's /oauth/token) with a distinct authorization
+-- code per request, so the proxy's single-flight never coalesces two requests and each one reaches
+-- the upstream. Prints one line "WRKJSON {...}" with the summary (latencies in microseconds).
+
+local thread_count = 0
+
+function setup(thread)
+  thread_count = thread_count + 1
+  thread:set("tid", thread_count)
+end
+
+function init(args)
+  counter = 0
+  -- Distinct across threads and across runs (replay on would otherwise hit on repeated codes).
+  prefix = string.format("B%d-%d-%d-", os.time(), math.random(1, 1000000000), tid or 0)
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Accept"] = "application/json"
+end
+
+function request()
+  counter = counter + 1
+  local body = '{"code":"' .. prefix .. counter ..
+    '","code_verifier":"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"' ..
+    ',"redirect_uri":"http://localhost:1420/auth/callback"}'
+  return wrk.format("POST", nil, nil, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,"err_timeout":%d,' ..
+    '"mean_us":%.1f,"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max))
+end
