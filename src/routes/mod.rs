@@ -282,14 +282,13 @@ async fn log_request(request: Request, next: Next) -> Response {
         .filter(|v| is_sane_request_id(v.as_bytes()))
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
-                .unwrap_or(HeaderValue::from_static("invalid"))
+            let mut buffer = uuid::Uuid::encode_buffer();
+            let id = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
+            HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("invalid"))
         });
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("(unmatched)", |p| p.as_str())
-        .to_owned();
+    // MatchedPath is reference-counted: cloning it copies no string.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
     let method = request.method().clone();
     let mut response = next.run(request).await;
     let status = response.status().as_u16();
@@ -299,14 +298,14 @@ async fn log_request(request: Request, next: Next) -> Response {
         .unwrap_or_default();
     let id = request_id.to_str().unwrap_or("invalid");
     let elapsed = started.elapsed();
-    crate::metrics::record_request(&outcome, &route, status, elapsed);
+    crate::metrics::record_request(&outcome, route, status, elapsed);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
                 request_id = id,
                 method = %method,
-                route = route.as_str(),
+                route,
                 provider = outcome.provider.as_ref().map(|p| p.name.as_str()),
                 endpoint = outcome.endpoint,
                 status,
