@@ -250,6 +250,7 @@ struct RawProvider {
     timeout_secs: Option<u64>,
     preset: Option<String>,
     client_auth: Option<ClientAuth>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -381,6 +382,82 @@ pub struct ProviderSettings {
     /// One deadline for connect, send and the whole response body.
     #[serde(rename = "timeout_secs", serialize_with = "as_secs")]
     pub timeout: Duration,
+    /// PEM file of extra CA certificates the upstream client trusts besides its built-in roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The certificates read from `ca_file` at validation (empty without one).
+    #[serde(skip)]
+    pub ca_certificates: CaCertificates,
+}
+
+/// Extra trust anchors for a provider's upstream client, from `ca_file`: parsed and checked once,
+/// when the configuration is validated, so building the client cannot fail on them later.
+/// `Debug` shows only how many there are.
+#[derive(Clone, Default)]
+pub struct CaCertificates {
+    /// DER of each certificate, in file order: what [`PartialEq`] compares (a reload can tell
+    /// whether the file's content changed).
+    der: Vec<Vec<u8>>,
+    /// The same certificates, ready for `reqwest::ClientBuilder::add_root_certificate`.
+    certificates: Vec<reqwest::Certificate>,
+}
+
+impl CaCertificates {
+    /// Reads a PEM bundle: every `CERTIFICATE` block, each one usable as a trust anchor, at least
+    /// one. Other blocks (a private key, say) are ignored. Messages never quote the file.
+    fn read(path: &Path) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {}", e.kind()))?;
+        let mut ca = Self::default();
+        for (i, block) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
+            let n = i + 1;
+            let der = block.map_err(|_| format!("certificate {n} is not valid PEM"))?;
+            // The check `reqwest` makes when it builds the client (webpki trust-anchor parsing).
+            rustls::RootCertStore::empty()
+                .add(der.clone())
+                .map_err(|_| format!("certificate {n} is not a usable X.509 certificate"))?;
+            let certificate = reqwest::Certificate::from_der(der.as_ref())
+                .map_err(|e| format!("certificate {n}: {e}"))?;
+            ca.der.push(der.as_ref().to_vec());
+            ca.certificates.push(certificate);
+        }
+        if ca.der.is_empty() {
+            return Err(
+                "no certificate in the file (expected PEM `BEGIN CERTIFICATE` blocks)".to_owned(),
+            );
+        }
+        Ok(ca)
+    }
+
+    /// The certificates, in file order.
+    pub fn certificates(&self) -> &[reqwest::Certificate] {
+        &self.certificates
+    }
+
+    /// How many certificates there are.
+    pub fn len(&self) -> usize {
+        self.der.len()
+    }
+
+    /// True without a `ca_file`.
+    pub fn is_empty(&self) -> bool {
+        self.der.is_empty()
+    }
+}
+
+impl PartialEq for CaCertificates {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+
+impl Eq for CaCertificates {}
+
+impl std::fmt::Debug for CaCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaCertificates({} certificates)", self.der.len())
+    }
 }
 
 fn redacted<S: Serializer, T>(_: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -748,6 +825,12 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
             "must be between 1 and 60 seconds",
         ));
     }
+    let ca_file = raw.ca_file.filter(|p| !p.as_os_str().is_empty());
+    let ca_certificates = match &ca_file {
+        Some(path) => CaCertificates::read(path)
+            .map_err(|m| ConfigError::new(key("ca_file"), format!("{}: {m}", path.display())))?,
+        None => CaCertificates::default(),
+    };
     Ok(ProviderSettings {
         name: name.to_owned(),
         display_name: if preset.display_name.is_empty() {
@@ -766,6 +849,8 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         token_url,
         revoke_url,
         timeout: Duration::from_secs(timeout_secs),
+        ca_file,
+        ca_certificates,
     })
 }
 

@@ -52,6 +52,9 @@ pub struct AppState {
 
 struct Shared {
     settings: ArcSwap<Settings>,
+    /// What the providers' HTTP clients were built from: a reload compares against this, so a key
+    /// that needs a restart is reported on every reload until the restart.
+    started: Arc<Settings>,
     providers: HashMap<String, Arc<Provider>>,
     replay: ReplayCache,
     flights: Flights<Reply>,
@@ -95,6 +98,7 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Shared {
                 settings: ArcSwap::from_pointee(settings.clone()),
+                started: Arc::new(settings.clone()),
                 providers,
                 replay: ReplayCache::new(
                     Duration::from_secs(settings.replay.window_secs),
@@ -113,7 +117,7 @@ impl AppState {
     /// provider's client secrets and redirect allowlist. Requests in flight finish with what they
     /// started with. Returns the names of the keys that changed but need a restart.
     pub fn reload(&self, settings: &Settings) -> Vec<String> {
-        let current = self.inner.settings.load_full();
+        let started = &self.inner.started;
         let mut needs_restart = Vec::new();
         for (name, new) in &settings.providers {
             let Some(provider) = self.provider(name) else {
@@ -127,16 +131,18 @@ impl AppState {
             provider
                 .allowed_redirect_uris
                 .store(Arc::new(new.allowed_redirect_uris.clone()));
-            if let Some(old) = current.providers.get(name) {
+            if let Some(old) = started.providers.get(name) {
                 if old.token_url != new.token_url
                     || old.revoke_url != new.revoke_url
                     || old.client_id != new.client_id
                     || old.timeout != new.timeout
                     || old.preset != new.preset
                     || old.client_auth != new.client_auth
+                    || old.ca_file != new.ca_file
+                    || old.ca_certificates != new.ca_certificates
                 {
                     needs_restart.push(format!(
-                        "providers.{name} (endpoints, preset, client_auth, client_id, timeout)"
+                        "providers.{name} (endpoints, preset, client_auth, client_id, timeout, ca_file)"
                     ));
                 }
             }
@@ -146,7 +152,6 @@ impl AppState {
                 needs_restart.push(format!("providers.{name} (removed)"));
             }
         }
-        // What a later reload compares against. Keys that need a restart stay reported until then.
         self.inner.settings.store(Arc::new(settings.clone()));
         needs_restart
     }

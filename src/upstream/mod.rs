@@ -165,9 +165,14 @@ pub struct Credentials {
 
 impl ProviderSettings {
     /// The HTTP client for this provider: rustls, no redirects, pooled connections, the deadline as
-    /// a backstop (the caller also enforces it around body reading).
+    /// a backstop (the caller also enforces it around body reading). It trusts the built-in
+    /// (webpki) roots plus the certificates of `ca_file`, if set.
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for certificate in self.ca_certificates.certificates() {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        builder
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.timeout)

@@ -407,3 +407,114 @@ fn the_shipped_twitch_and_youtube_examples_are_valid_once_uncommented() {
         ["http://127.0.0.1:*/callback"]
     );
 }
+
+/// `base()` with `ca_file = "path"` in `[providers.kick]`.
+fn with_ca_file(path: &std::path::Path) -> String {
+    format!("{}ca_file = \"{}\"\n", base(), path.display())
+}
+
+fn self_signed_pem(name: &str) -> (String, String) {
+    let generated = rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("cert");
+    (generated.cert.pem(), generated.signing_key.serialize_pem())
+}
+
+#[test]
+fn config_refuses_an_unreadable_ca_file_naming_the_key_and_the_path() {
+    let message =
+        load(&with_ca_file(std::path::Path::new("/nonexistent/ca.pem"))).expect_err("refused");
+    assert!(message.contains("providers.kick.ca_file"), "{message}");
+    assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+    assert!(!message.contains(SECRET), "{message}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let message = load(&with_ca_file(dir.path())).expect_err("a directory is refused");
+    assert!(message.contains("providers.kick.ca_file"), "{message}");
+}
+
+#[test]
+fn config_refuses_a_ca_file_without_a_usable_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert_pem, key_pem) = self_signed_pem("localhost");
+    let key_body = key_pem.lines().nth(1).expect("a base64 line").to_owned();
+    let not_x509 = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+    let bad_base64 = "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";
+    for (name, content) in [
+        ("empty", String::new()),
+        ("garbage", "this is not PEM at all\n".to_owned()),
+        ("a private key only", key_pem.clone()),
+        ("a block that is not X.509", not_x509.to_owned()),
+        ("a block that is not base64", bad_base64.to_owned()),
+        (
+            "a good certificate, then a broken one",
+            format!("{cert_pem}{not_x509}"),
+        ),
+    ] {
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, &content).expect("write");
+        let message = load(&with_ca_file(&path)).expect_err(name);
+        assert!(
+            message.contains("providers.kick.ca_file"),
+            "{name}: {message}"
+        );
+        assert!(
+            message.contains(&path.display().to_string()),
+            "{name}: {message}"
+        );
+        assert!(
+            !message.contains(&key_body),
+            "{name} leaks the key: {message}"
+        );
+        assert!(
+            !message.contains("aGVsbG8"),
+            "{name} quotes the file: {message}"
+        );
+    }
+}
+
+#[test]
+fn a_ca_file_bundle_is_loaded_whole_and_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, key) = self_signed_pem("ca-one.example");
+    let (second, _) = self_signed_pem("ca-two.example");
+    let path = dir.path().join("bundle.pem");
+    // Text around the blocks and a private key in the same file are ignored.
+    std::fs::write(&path, format!("# our CAs\n{first}\n{key}{second}")).expect("write");
+
+    let settings = load(&with_ca_file(&path)).expect("valid");
+    let kick = &settings.providers["kick"];
+    assert_eq!(kick.ca_file.as_deref(), Some(path.as_path()));
+    assert_eq!(kick.ca_certificates.len(), 2);
+    assert_eq!(kick.ca_certificates.certificates().len(), 2);
+    let shown = settings.redacted_toml();
+    assert!(
+        shown.contains(&format!("ca_file = \"{}\"", path.display())),
+        "{shown}"
+    );
+    assert!(!shown.contains("BEGIN"), "{shown}");
+    let debug = format!("{kick:?}");
+    assert!(
+        debug.contains("ca_certificates: CaCertificates(2 certificates)"),
+        "{debug}"
+    );
+
+    let env_path = path.display().to_string();
+    let settings = load_env(
+        &base(),
+        &[("KICK_PROXY_PROVIDERS__KICK__CA_FILE", env_path.as_str())],
+    )
+    .expect("valid");
+    assert_eq!(settings.providers["kick"].ca_certificates.len(), 2);
+
+    // An empty variable unsets the file's key.
+    let settings = load_env(
+        &with_ca_file(&path),
+        &[("KICK_PROXY_PROVIDERS__KICK__CA_FILE", "")],
+    )
+    .expect("valid");
+    assert!(settings.providers["kick"].ca_file.is_none());
+    assert!(settings.providers["kick"].ca_certificates.is_empty());
+
+    // Without the key: no extra roots.
+    let settings = load(&base()).expect("valid");
+    assert!(settings.providers["kick"].ca_certificates.is_empty());
+}

@@ -18,5 +18,6 @@ mod revoke;
 mod rotation;
 mod tls;
 mod token;
+mod upstream_ca;
 mod upstream_faults;
 mod validation;
