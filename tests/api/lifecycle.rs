@@ -162,7 +162,7 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("proxy.toml");
     std::fs::write(&config, config_toml(&upstream.uri())).expect("write config");
-    let binary = spawn_binary(&config).await;
+    let mut binary = spawn_binary(&config).await;
 
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -180,5 +180,8 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
         .expect("task")
         .expect("in-flight request answered");
     assert_eq!(response.status(), 200);
+    // Log lines are written by a background thread: the ones logged last, as the process exits,
+    // still reach stdout (the writer is flushed before exit).
+    binary.wait_for_log("all connections closed").await;
     assert_eq!(binary.exit_code().await, Some(0));
 }
