@@ -108,7 +108,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             let Some(settings) = load(&config) else {
                 return ExitCode::from(2);
             };
-            let _log_writer = telemetry::init(&settings.log);
+            telemetry::init(&settings.log);
             let app = match Application::build(settings).await {
                 Ok(app) => app,
                 Err(error) => {
@@ -221,7 +221,7 @@ async fn login(args: LoginArgs) -> ExitCode {
 }
 
 async fn dev(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -> ExitCode {
-    let _log_writer = telemetry::init(&LogSettings {
+    telemetry::init(&LogSettings {
         format: LogFormat::Text,
         filter: "warn".to_owned(),
     });

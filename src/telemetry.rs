@@ -8,7 +8,6 @@ use crate::config::{LogFormat, LogSettings};
 use std::io::IsTerminal;
 use tracing::level_filters::LevelFilter;
 use tracing::Subscriber;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -68,23 +67,8 @@ where
     Box::new(Registry::default().with(layer.with_filter(cap).with_filter(filter)))
 }
 
-/// Lines queued for stdout before new ones are dropped (see [`init`]).
-const BUFFERED_LINES: usize = 65_536;
-
-/// Installs the process-wide subscriber writing to stdout. Call once, from `main`, and keep the
-/// guard until the process ends: dropping it writes out the lines still queued.
-///
-/// Lines are formatted on the request's thread and written by a dedicated thread, so a request
-/// never waits on a write to a slow pipe or log collector. If stdout stalls long enough for
-/// [`BUFFERED_LINES`] to queue up, further lines are dropped rather than blocking the service.
-#[must_use = "dropping the guard stops the log writer"]
-pub fn init(settings: &LogSettings) -> WorkerGuard {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("log-writer")
-        .finish(std::io::stdout());
+/// Installs the process-wide subscriber writing to stdout. Call once, from `main`.
+pub fn init(settings: &LogSettings) {
     // A second call (tests) keeps the first subscriber.
-    let _ = tracing::subscriber::set_global_default(subscriber(settings, writer));
-    guard
+    let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stdout));
 }

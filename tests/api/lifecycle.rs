@@ -180,8 +180,7 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
         .expect("task")
         .expect("in-flight request answered");
     assert_eq!(response.status(), 200);
-    // Log lines are written by a background thread: the ones logged last, as the process exits,
-    // still reach stdout (the writer is flushed before exit).
+    // The line logged last, as the process exits, still reaches stdout.
     binary.wait_for_log("all connections closed").await;
     assert_eq!(binary.exit_code().await, Some(0));
 }
