@@ -12,8 +12,8 @@
 //!   its provider client (`ProviderSettings::client` in src/upstream/mod.rs) plus the test CA, and
 //!   prints one JSON line: requests, TLS handshakes and TCP connections the stub saw meanwhile,
 //!   latency percentiles. `--fresh` builds a new client per request (what per-request client setup
-//!   would cost). The proxy itself cannot be pointed at a TLS test upstream (it trusts only the
-//!   built-in webpki roots), so this is how the benchmark checks pooled TLS; see ../README.md.
+//!   would cost). The proxy itself reaches the TLS port with `providers.<name>.ca_file` set to
+//!   `DIR/ca.pem`; this probe is the baseline beside it (see ../README.md).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
