@@ -200,6 +200,22 @@ pub fn exchange_body() -> Value {
     json!({"code": CODE, "code_verifier": VERIFIER, "redirect_uri": REDIRECT_URI})
 }
 
+/// The form the provider receives for [`exchange_body`] with `client_secret_post`: every field,
+/// the client credentials added.
+pub fn exchange_form() -> HashMap<String, String> {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", CODE),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", VERIFIER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 /// Kick's real success shape.
 pub fn kick_tokens() -> Value {
     json!({

@@ -173,20 +173,7 @@ async fn twitch_exchange_posts_the_form_and_joins_the_scope_array() {
         })
     );
     let got = received(&app, "/twitch/token").await;
-    assert_eq!(
-        got,
-        [(
-            map(&[
-                ("grant_type", "authorization_code"),
-                ("code", CODE),
-                ("client_id", CLIENT_ID),
-                ("client_secret", CLIENT_SECRET),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", VERIFIER),
-            ]),
-            None
-        )]
-    );
+    assert_eq!(got, [(exchange_form(), None)]);
 }
 
 #[tokio::test]

@@ -31,19 +31,7 @@ async fn token_sends_the_provider_exactly_the_contracts_form() {
         received[0].headers["content-type"],
         "application/x-www-form-urlencoded"
     );
-    let form = form_of(&received[0]);
-    let expected = [
-        ("grant_type", "authorization_code"),
-        ("code", CODE),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-        ("redirect_uri", REDIRECT_URI),
-        ("code_verifier", VERIFIER),
-    ];
-    assert_eq!(form.len(), expected.len(), "{:?}", form.keys());
-    for (k, v) in expected {
-        assert_eq!(form.get(k).map(String::as_str), Some(v), "field {k}");
-    }
+    assert_eq!(form_of(&received[0]), exchange_form());
     assert!(!received[0].headers.contains_key("authorization"));
 }
 

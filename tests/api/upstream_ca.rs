@@ -231,18 +231,7 @@ async fn a_provider_behind_a_private_ca_is_reached_when_ca_file_trusts_it() {
         request.content_type.as_deref(),
         Some("application/x-www-form-urlencoded")
     );
-    let expected: HashMap<String, String> = [
-        ("grant_type", "authorization_code"),
-        ("code", CODE),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-        ("redirect_uri", REDIRECT_URI),
-        ("code_verifier", VERIFIER),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    assert_eq!(request.form, expected);
+    assert_eq!(request.form, exchange_form());
 }
 
 #[tokio::test]
