@@ -284,6 +284,21 @@ def run_oha(url, conns, duration, rate, bodies):
     }
 
 
+def log_latencies(path, last):
+    """Percentiles (ms) of `latency_ms` over the last `last` request lines of a proxy's JSON log."""
+    values = []
+    with open(path) as f:
+        for line in f:
+            if '"latency_ms"' in line:
+                try:
+                    values.append(float(json.loads(line)["latency_ms"]))
+                except (ValueError, KeyError):
+                    pass
+    values = sorted(values[-last:]) or [0.0]
+    pick = lambda q: values[min(len(values) - 1, int(len(values) * q))]
+    return {"n": len(values), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "p999_ms": pick(0.999)}
+
+
 # --- one point -----------------------------------------------------------------------------------
 
 RESULTS = []
@@ -451,6 +466,17 @@ def report(info, mem, probes):
           f"{p['p999_ms'] - d['p999_ms']:+.3f} "
           f"| {f1(p['proxy_cpu_us_per_req'])} | {f1(d['stub_cpu_us_per_req'])} "
           f"| {d['errors']} / {p['errors']} |")
+    inside = mem.get("inside")
+    if inside:
+        g, p = inside["generator"], inside["proxy"]
+        w("")
+        w(f"Inside the proxy at {inside['conns']:,} connections, {RATE:,}/s (the `info` variant's "
+          "own `latency_ms`, from its first middleware to the response, upstream call included) "
+          f"vs what the generator saw: p50 {ms(p['p50_ms'])} / p99 {ms(p['p99_ms'])} / p99.9 "
+          f"{ms(p['p999_ms'])} ms inside, {ms(g['p50_ms'])} / {ms(g['p99_ms'])} / "
+          f"{ms(g['p999_ms'])} ms at the generator ({p['n']:,} requests). The difference is "
+          "time before the router runs (waiting for a worker, reading the request) and after it "
+          "(writing the answer).")
     w("")
     w("**Saturation** (wrk, closed loop, distinct codes). *capacity* = 2 cores ÷ proxy CPU per "
       "request: what the proxy alone could serve on 2 cores without the generator and the stub "
@@ -671,6 +697,12 @@ def main():
                 r = point("variant", p, stub, "wrk", 64, tag="sat")
                 r["log_bytes_per_req"] = (p.log_bytes() - before) / max(r["requests"], 1)
                 point("variant", p, stub, "oha", 64, bodies=bodies, tag="fixed")
+        # Where the time goes at BIG connections: the info proxy logs `latency_ms` per request
+        # (from the router's first middleware to the response), so its own share of the
+        # generator's latency is visible.
+        r = point("variant", info_proxy, stub, "oha", BIG, bodies=bodies, tag="inside")
+        mem["inside"] = {"conns": BIG, "generator": r,
+                         "proxy": log_latencies(info_proxy.log_path, r["ok"])}
         # The shipped limits (1,024 requests, 256 upstream calls) at BIG connections: the upstream
         # pool, and so memory, stays bounded; the excess is answered 503 at once.
         capped = Proxy("proxy-defaults", stub, limits=(1024, 256))
