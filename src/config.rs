@@ -408,7 +408,7 @@ impl CaCertificates {
     fn read(path: &Path) -> Result<Self, String> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::CertificateDer;
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {}", e.kind()))?;
+        let bytes = read_small_file(path, MAX_CA_FILE)?;
         let mut ca = Self::default();
         for (i, block) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
             let n = i + 1;
@@ -870,9 +870,36 @@ pub fn is_wildcard_port_entry(entry: &str) -> bool {
 }
 
 /// Reads a mounted secret; one trailing newline (as `echo` and editors leave) is not part of it.
+/// Largest secret file read (a client secret is tens of bytes).
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+/// Largest `ca_file` read (Mozilla's whole root bundle is about 220 KB).
+const MAX_CA_FILE: u64 = 1024 * 1024;
+
+/// Reads a regular file of at most `limit` bytes. A FIFO, a device (`/dev/zero`) or a directory
+/// is refused instead of blocking start-up or a reload, or filling memory.
+fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read: {}", e.kind());
+    let metadata = std::fs::metadata(path).map_err(cannot)?;
+    if !metadata.is_file() {
+        return Err("not a regular file".to_owned());
+    }
+    if metadata.len() > limit {
+        return Err(format!("larger than {limit} bytes"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("larger than {limit} bytes"));
+    }
+    Ok(bytes)
+}
+
 fn read_secret_file(path: &Path) -> Result<String, String> {
-    let mut text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read: {}", e.kind()))?;
+    let mut text = String::from_utf8(read_small_file(path, MAX_SECRET_FILE)?)
+        .map_err(|_| "cannot read: not UTF-8 text".to_owned())?;
     while text.ends_with('\n') || text.ends_with('\r') {
         text.pop();
     }
