@@ -9,7 +9,7 @@ pub mod health;
 pub mod input;
 pub mod token;
 
-use crate::config::Settings;
+use crate::config::{CaCertificates, ClientAuth, ProviderSettings, Settings};
 use crate::error::{ApiError, ProviderLabel, Reply};
 use crate::replay::{Flights, ReplayCache};
 use crate::upstream::breaker::Breaker;
@@ -52,15 +52,62 @@ pub struct AppState {
 
 struct Shared {
     settings: ArcSwap<Settings>,
-    /// What the providers' HTTP clients were built from: a reload compares against this, so a key
-    /// that needs a restart is reported on every reload until the restart.
-    started: Arc<Settings>,
+    /// What each provider's HTTP client and endpoints were built from: a reload compares against
+    /// this, so a key that needs a restart is reported on every reload until the restart.
+    built_from: HashMap<String, BuiltFrom>,
     providers: HashMap<String, Arc<Provider>>,
     replay: ReplayCache,
     flights: Flights<Reply>,
     upstream_permits: Semaphore,
     draining: AtomicBool,
     body_read_timeout: Duration,
+}
+
+/// The keys a provider's HTTP client and endpoints are built from (no secret: those reload).
+#[derive(Debug)]
+struct BuiltFrom {
+    token_url: url::Url,
+    revoke_url: Option<url::Url>,
+    client_id: String,
+    timeout: Duration,
+    preset: String,
+    client_auth: ClientAuth,
+    ca_file: Option<std::path::PathBuf>,
+    ca_certificates: CaCertificates,
+}
+
+impl BuiltFrom {
+    fn of(p: &ProviderSettings) -> Self {
+        Self {
+            token_url: p.token_url.clone(),
+            revoke_url: p.revoke_url.clone(),
+            client_id: p.client_id.clone(),
+            timeout: p.timeout,
+            preset: p.preset.clone(),
+            client_auth: p.client_auth,
+            ca_file: p.ca_file.clone(),
+            ca_certificates: p.ca_certificates.clone(),
+        }
+    }
+
+    /// The config keys (as written in the file) whose value differs in `new`.
+    fn changed_keys(&self, new: &Self) -> Vec<&'static str> {
+        [
+            ("token_url", self.token_url != new.token_url),
+            ("revoke_url", self.revoke_url != new.revoke_url),
+            ("client_id", self.client_id != new.client_id),
+            ("timeout_secs", self.timeout != new.timeout),
+            ("preset", self.preset != new.preset),
+            ("client_auth", self.client_auth != new.client_auth),
+            (
+                "ca_file",
+                self.ca_file != new.ca_file || self.ca_certificates != new.ca_certificates,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
 }
 
 /// A provider's HTTP client could not be built (TLS backend initialisation).
@@ -98,7 +145,11 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Shared {
                 settings: ArcSwap::from_pointee(settings.clone()),
-                started: Arc::new(settings.clone()),
+                built_from: settings
+                    .providers
+                    .iter()
+                    .map(|(name, p)| (name.clone(), BuiltFrom::of(p)))
+                    .collect(),
                 providers,
                 replay: ReplayCache::new(
                     Duration::from_secs(settings.replay.window_secs),
@@ -117,7 +168,6 @@ impl AppState {
     /// provider's client secrets and redirect allowlist. Requests in flight finish with what they
     /// started with. Returns the names of the keys that changed but need a restart.
     pub fn reload(&self, settings: &Settings) -> Vec<String> {
-        let started = &self.inner.started;
         let mut needs_restart = Vec::new();
         for (name, new) in &settings.providers {
             let Some(provider) = self.provider(name) else {
@@ -131,20 +181,13 @@ impl AppState {
             provider
                 .allowed_redirect_uris
                 .store(Arc::new(new.allowed_redirect_uris.clone()));
-            if let Some(old) = started.providers.get(name) {
-                if old.token_url != new.token_url
-                    || old.revoke_url != new.revoke_url
-                    || old.client_id != new.client_id
-                    || old.timeout != new.timeout
-                    || old.preset != new.preset
-                    || old.client_auth != new.client_auth
-                    || old.ca_file != new.ca_file
-                    || old.ca_certificates != new.ca_certificates
-                {
-                    needs_restart.push(format!(
-                        "providers.{name} (endpoints, preset, client_auth, client_id, timeout, ca_file)"
-                    ));
-                }
+            if let Some(built) = self.inner.built_from.get(name) {
+                needs_restart.extend(
+                    built
+                        .changed_keys(&BuiltFrom::of(new))
+                        .into_iter()
+                        .map(|key| format!("providers.{name}.{key}")),
+                );
             }
         }
         for name in self.inner.providers.keys() {

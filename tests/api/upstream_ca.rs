@@ -305,7 +305,7 @@ async fn a_changed_ca_file_is_reported_on_reload_as_needing_a_restart() {
     let started = settings_with_ca(Some(&path));
     assert_eq!(started.providers["kick"].ca_certificates.len(), 1);
     let state = AppState::new(&started).expect("clients build");
-    let mentions_ca_file = |changed: &[String]| changed.iter().any(|c| c.contains("ca_file"));
+    let ca_file_only = vec!["providers.kick.ca_file".to_owned()];
 
     // Same file, same content: nothing to restart for.
     assert_eq!(
@@ -315,13 +315,33 @@ async fn a_changed_ca_file_is_reported_on_reload_as_needing_a_restart() {
 
     // Same path, new content (a rotated CA): the running client still trusts the old one.
     test_ca("second CA").write(dir.path(), "ca.pem");
-    let changed = state.reload(&settings_with_ca(Some(&path)));
-    assert!(mentions_ca_file(&changed), "{changed:?}");
-    // Still reported on the next reload: the running client was built from the first CA.
-    let changed = state.reload(&settings_with_ca(Some(&path)));
-    assert!(mentions_ca_file(&changed), "{changed:?}");
+    assert_eq!(state.reload(&settings_with_ca(Some(&path))), ca_file_only);
+    // Still reported on the next reload (the running client was built from the first CA), while
+    // what does reload, such as the allowlist, is applied.
+    let mut next = settings_with_ca(Some(&path));
+    let added = "http://127.0.0.1:4242/added-on-reload".to_owned();
+    next.providers
+        .get_mut("kick")
+        .expect("kick")
+        .allowed_redirect_uris
+        .push(added.clone());
+    assert_eq!(state.reload(&next), ca_file_only);
+    let allowlist = state
+        .provider("kick")
+        .expect("kick")
+        .allowed_redirect_uris
+        .load();
+    assert!(allowlist.contains(&added), "{allowlist:?}");
 
     // Removed.
-    let changed = state.reload(&settings_with_ca(None));
-    assert!(mentions_ca_file(&changed), "{changed:?}");
+    assert_eq!(state.reload(&settings_with_ca(None)), ca_file_only);
+
+    // Another restart-only key is named on its own, and alongside.
+    let mut moved = settings_with_ca(None);
+    moved.providers.get_mut("kick").expect("kick").token_url =
+        "https://127.0.0.1:10/oauth/token".parse().expect("url");
+    assert_eq!(
+        state.reload(&moved),
+        ["providers.kick.token_url", "providers.kick.ca_file"]
+    );
 }
