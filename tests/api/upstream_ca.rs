@@ -208,14 +208,21 @@ fn pointing_at(toml: String, token_url: &str, ca_file: Option<&Path>) -> String 
     edited
 }
 
-#[tokio::test]
-async fn a_provider_behind_a_private_ca_is_reached_when_ca_file_trusts_it() {
+/// An HTTPS provider behind a private CA, and a proxy whose `ca_file` trusts that CA.
+async fn trusted_provider_and_proxy() -> (TlsProvider, TestApp) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = test_ca("kick-oauth-proxy test CA");
     let ca_file = ca.write(dir.path(), "ca.pem");
     let provider = TlsProvider::start(&ca).await;
     let token_url = provider.token_url();
+    // The file is read at start-up: the directory may go once the proxy runs.
     let app = spawn_app_with(|toml| pointing_at(toml, &token_url, Some(&ca_file))).await;
+    (provider, app)
+}
+
+#[tokio::test]
+async fn a_provider_behind_a_private_ca_is_reached_when_ca_file_trusts_it() {
+    let (provider, app) = trusted_provider_and_proxy().await;
 
     let response = app.exchange().await;
 
@@ -268,12 +275,7 @@ async fn without_the_right_ca_file_the_provider_is_not_trusted_and_the_caller_ge
 
 #[tokio::test]
 async fn sequential_exchanges_over_tls_reuse_one_connection() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = test_ca("kick-oauth-proxy test CA");
-    let ca_file = ca.write(dir.path(), "ca.pem");
-    let provider = TlsProvider::start(&ca).await;
-    let token_url = provider.token_url();
-    let app = spawn_app_with(|toml| pointing_at(toml, &token_url, Some(&ca_file))).await;
+    let (provider, app) = trusted_provider_and_proxy().await;
 
     for i in 0..5 {
         let response = app.exchange().await;
