@@ -4,7 +4,7 @@
 # Installs the load generators if missing (wrk from Debian, oha from crates.io), builds the proxy
 # and the upstream stub in release mode, runs the matrix (bench/bench.py) and prints the Markdown
 # tables; they are also written to bench/results/latest.md (and every number to latest.json).
-# About 12 minutes once built; the first oha install compiles for several more. Not part of CI.
+# About 15 minutes once built; the first oha install compiles for several more. Not part of CI.
 #
 # Knobs (environment): BENCH_DURATION (s per point, 10), BENCH_RATE (1000), BENCH_CONNS
 # ("1,64,1024"), BENCH_MAX_LOAD (1.0: wait for a quiet machine), PROXY_BIN / STUB_BIN (skip the
