@@ -225,6 +225,52 @@ fn json_answer(
     RefOr::T(response.build())
 }
 
+/// The `{provider}` path segment of the three OAuth endpoints.
+pub struct ProviderPath;
+
+impl utoipa::IntoParams for ProviderPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![ParameterBuilder::new()
+            .name("provider")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(
+                "A provider name from the config (a table under `[providers]`); `kick` in the \
+                 default config. Any other name is 404 `not_found`.",
+            ))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .example(Some(json!("kick")))
+            .build()]
+    }
+}
+
+/// The error answers the three OAuth endpoints share, 400 to 503: one list for their
+/// `#[utoipa::path]` blocks, which add their own 200.
+pub struct OAuthErrors;
+
+impl utoipa::IntoResponses for OAuthErrors {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        fn entry<R: for<'r> ToResponse<'r>>(status: u16) -> (String, RefOr<openapi::Response>) {
+            let (name, _) = R::response();
+            (
+                status.to_string(),
+                openapi::Ref::from_response_name(name).into(),
+            )
+        }
+        BTreeMap::from([
+            entry::<BadRequest>(400),
+            entry::<NotFound>(404),
+            entry::<MethodNotAllowed>(405),
+            entry::<RequestTimeout>(408),
+            entry::<PayloadTooLarge>(413),
+            entry::<UnsupportedMediaType>(415),
+            entry::<TooManyRequests>(429),
+            entry::<BadGateway>(502),
+            entry::<ServiceUnavailable>(503),
+        ])
+    }
+}
+
 /// Declares the reusable responses: a unit struct per response, implementing [`ToResponse`].
 macro_rules! responses {
     ($($(#[$doc:meta])* $name:ident => $body:expr;)*) => {$(

@@ -47,13 +47,7 @@ impl Endpoint {
     description = "RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5). The proxy checks the input, adds its \
         client credentials and calls the provider once. An identical request within the replay \
         window gets the same answer without a second provider call.",
-    params((
-        "provider" = String,
-        Path,
-        description = "A provider name from the config (a table under `[providers]`); `kick` in the \
-            default config. Any other name is 404 `not_found`.",
-        example = "kick"
-    )),
+    params(crate::openapi::ProviderPath),
     request_body(
         description = "The code, verifier and redirect URI, as \
             `application/json` or `application/x-www-form-urlencoded`, optionally with \
@@ -65,15 +59,7 @@ impl Endpoint {
     ),
     responses(
         (status = 200, response = crate::openapi::TokenIssued),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 429, response = crate::openapi::TooManyRequests),
-        (status = 502, response = crate::openapi::BadGateway),
-        (status = 503, response = crate::openapi::ServiceUnavailable),
+        crate::openapi::OAuthErrors,
     )
 )]
 pub async fn token(
@@ -93,13 +79,7 @@ pub async fn token(
     summary = "Refresh an access token",
     description = "RFC 6749 §6. `invalid_grant` means the grant is gone: log in again. Kick returns \
         a new refresh token on every refresh: store it.",
-    params((
-        "provider" = String,
-        Path,
-        description = "A provider name from the config (a table under `[providers]`); `kick` in the \
-            default config. Any other name is 404 `not_found`.",
-        example = "kick"
-    )),
+    params(crate::openapi::ProviderPath),
     request_body(
         description = "The refresh token, as \
             `application/json` or `application/x-www-form-urlencoded`, optionally with \
@@ -111,15 +91,7 @@ pub async fn token(
     ),
     responses(
         (status = 200, response = crate::openapi::TokenIssued),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 429, response = crate::openapi::TooManyRequests),
-        (status = 502, response = crate::openapi::BadGateway),
-        (status = 503, response = crate::openapi::ServiceUnavailable),
+        crate::openapi::OAuthErrors,
     )
 )]
 pub async fn refresh(
@@ -140,13 +112,7 @@ pub async fn refresh(
     summary = "Revoke a token",
     description = "RFC 7009. 200 `{}` also for a token the provider does not know (RFC 7009 §2.2). \
         404 when the provider has no revocation endpoint configured.",
-    params((
-        "provider" = String,
-        Path,
-        description = "A provider name from the config (a table under `[providers]`); `kick` in the \
-            default config. Any other name is 404 `not_found`.",
-        example = "kick"
-    )),
+    params(crate::openapi::ProviderPath),
     request_body(
         description = "The token and an optional hint, as \
             `application/json` or `application/x-www-form-urlencoded`, optionally with \
@@ -158,15 +124,7 @@ pub async fn refresh(
     ),
     responses(
         (status = 200, response = crate::openapi::Revoked),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 429, response = crate::openapi::TooManyRequests),
-        (status = 502, response = crate::openapi::BadGateway),
-        (status = 503, response = crate::openapi::ServiceUnavailable),
+        crate::openapi::OAuthErrors,
     )
 )]
 pub async fn revoke(
