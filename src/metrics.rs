@@ -149,6 +149,9 @@ pub fn record_upstream(
     outcome: &'static str,
     latency: Duration,
 ) {
+    if !enabled() {
+        return;
+    }
     metrics::counter!(
         "kick_proxy_upstream_requests_total",
         "provider" => provider.to_owned(),
