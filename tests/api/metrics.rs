@@ -27,12 +27,22 @@ fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     found
 }
 
+/// The recorder is process-wide and every test app records into it once it is installed: each
+/// metrics test serves its provider under a name of its own (on the kick preset), so requests of
+/// tests running alongside never land in the series it counts.
+fn own_provider(toml: String, name: &str) -> String {
+    toml.replace("[server]\n", "[server]\nadmin_listen = \"127.0.0.1:0\"\n")
+        .replace(
+            "[providers.kick]\n",
+            &format!("[providers.{name}]\npreset = \"kick\"\n"),
+        )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_upstream_outcomes_and_latencies_appear_with_their_labels() {
-    let app = spawn_app_with(|toml| {
-        toml.replace("[server]\n", "[server]\nadmin_listen = \"127.0.0.1:0\"\n")
-    })
-    .await;
+    let app = spawn_app_with(|toml| own_provider(toml, "metrics-a")).await;
+    let body = exchange_body();
+    let exchange = || app.post_json("/api/v1/metrics-a/token", &body);
     let admin = app.admin.expect("admin listener");
     for response in [
         ResponseTemplate::new(200).set_body_json(kick_tokens()),
@@ -60,18 +70,18 @@ async fn requests_upstream_outcomes_and_latencies_appear_with_their_labels() {
         value(text, "kick_proxy_requests_total", labels).unwrap_or(0.0)
     };
 
-    assert_eq!(app.exchange().await.status(), 200);
-    assert_eq!(app.exchange().await.status(), 400);
-    assert_eq!(app.exchange().await.status(), 502);
+    assert_eq!(exchange().await.status(), 200);
+    assert_eq!(exchange().await.status(), 400);
+    assert_eq!(exchange().await.status(), 502);
     assert_eq!(
-        app.post_json("/api/v1/kick/token", &json!({"code": CODE}))
+        app.post_json("/api/v1/metrics-a/token", &json!({"code": CODE}))
             .await
             .status(),
         400
     );
 
     let after = scrape().await;
-    let token = [("provider", "kick"), ("endpoint", "token")];
+    let token = [("provider", "metrics-a"), ("endpoint", "token")];
     for (status, error, n) in [
         ("200", "none", 1.0),
         ("400", "invalid_grant", 1.0),
@@ -125,7 +135,7 @@ async fn requests_upstream_outcomes_and_latencies_appear_with_their_labels() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_hits_single_flight_and_rate_limits_are_counted() {
     let app = spawn_app_with(|toml| {
-        toml.replace("[server]\n", "[server]\nadmin_listen = \"127.0.0.1:0\"\n")
+        own_provider(toml, "metrics-b")
             .replace("[replay]\nwindow_secs = 0", "[replay]\nwindow_secs = 60")
             .replace(
                 "revoke = { per_minute = 1000000, burst = 1000000 }",
@@ -151,15 +161,21 @@ async fn replay_hits_single_flight_and_rate_limits_are_counted() {
     };
     let before = scrape().await;
 
-    assert_eq!(app.exchange().await.status(), 200);
-    assert_eq!(app.exchange().await.status(), 200); // replayed
+    let body = exchange_body();
+    let exchange = || app.post_json("/api/v1/metrics-b/token", &body);
+    assert_eq!(exchange().await.status(), 200);
+    assert_eq!(exchange().await.status(), 200); // replayed
     let revoke = json!({"token": ACCESS_TOKEN});
     assert_eq!(
-        app.post_json("/api/v1/kick/revoke", &revoke).await.status(),
+        app.post_json("/api/v1/metrics-b/revoke", &revoke)
+            .await
+            .status(),
         200
     );
     assert_eq!(
-        app.post_json("/api/v1/kick/revoke", &revoke).await.status(),
+        app.post_json("/api/v1/metrics-b/revoke", &revoke)
+            .await
+            .status(),
         429
     );
 
@@ -170,7 +186,7 @@ async fn replay_hits_single_flight_and_rate_limits_are_counted() {
     assert_eq!(
         delta(
             "kick_proxy_replay_hits_total",
-            &[("provider", "kick"), ("endpoint", "token")]
+            &[("provider", "metrics-b"), ("endpoint", "token")]
         ),
         1.0
     );
