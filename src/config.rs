@@ -18,6 +18,10 @@ pub const ENV_PREFIX: &str = "KICK_PROXY_";
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 /// Allowed upstream deadlines, in seconds (contract: "a timeout outside 1..=60 s" is refused).
 pub const TIMEOUT_RANGE_SECS: std::ops::RangeInclusive<u64> = 1..=60;
+/// `server.max_header_bytes`: hyper's smallest read buffer up to 64 KiB.
+const HEADER_BYTES_RANGE: std::ops::RangeInclusive<usize> = 8192..=65536;
+/// `server.max_connections`, `server.admin_max_connections`.
+const CONNECTIONS_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
 
 /// A configuration the service refuses to start with. The message names the key; it never
 /// contains a secret value.
@@ -164,6 +168,15 @@ pub struct ServerSettings {
     pub header_read_timeout_secs: u64,
     /// Deadline for a client to send its (at most 16 KiB) request body; 408 after it.
     pub body_read_timeout_secs: u64,
+    /// The largest request line plus header block accepted on either listener, in bytes; a larger
+    /// one gets 431 and the connection closes. Also caps each connection's read buffer.
+    pub max_header_bytes: usize,
+    /// Connections open at once on the public listener. When full, the connection idle the
+    /// longest is closed to make room; with a request in flight on every one, a new connection
+    /// is closed unanswered.
+    pub max_connections: usize,
+    /// The same for the admin listener.
+    pub admin_max_connections: usize,
     /// On SIGTERM/SIGINT: seconds `/readyz` answers 503 while the listener still accepts, so a load
     /// balancer stops routing here before the socket closes.
     pub drain_delay_secs: u64,
@@ -185,6 +198,9 @@ impl Default for ServerSettings {
             admin_listen: None,
             header_read_timeout_secs: 5,
             body_read_timeout_secs: 5,
+            max_header_bytes: 16 * 1024,
+            max_connections: 2048,
+            admin_max_connections: 64,
             drain_delay_secs: 0,
             shutdown_grace_secs: 20,
             cors_allowed_origins: Vec::new(),
@@ -543,7 +559,10 @@ const LIST_KEYS: [&str; 3] = [
     "cors_allowed_origins",
 ];
 /// Keys whose environment value is a number (besides every `*_secs`).
-const NUMBER_KEYS: [&str; 7] = [
+const NUMBER_KEYS: [&str; 10] = [
+    "max_header_bytes",
+    "max_connections",
+    "admin_max_connections",
     "max_entries",
     "max_bytes",
     "max_concurrent_requests",
@@ -616,6 +635,20 @@ impl RawSettings {
         ] {
             if !TIMEOUT_RANGE_SECS.contains(&value) {
                 return Err(ConfigError::new(key, "must be between 1 and 60 seconds"));
+            }
+        }
+        if !HEADER_BYTES_RANGE.contains(&server.max_header_bytes) {
+            return Err(ConfigError::new(
+                "server.max_header_bytes",
+                "must be between 8192 and 65536",
+            ));
+        }
+        for (key, value) in [
+            ("server.max_connections", server.max_connections),
+            ("server.admin_max_connections", server.admin_max_connections),
+        ] {
+            if !CONNECTIONS_RANGE.contains(&value) {
+                return Err(ConfigError::new(key, "must be between 1 and 1000000"));
             }
         }
         if self.providers.is_empty() {

@@ -7,8 +7,10 @@
 //!
 //! # Layout
 //! - [`config`]: typed settings from TOML + `KICK_PROXY_*` env, validated at start-up;
-//! - [`startup`]: [`startup::Application`] binds, serves (hyper, header-read deadline, optional
-//!   TLS), the admin listener, drains on SIGTERM, reloads on SIGHUP;
+//! - [`startup`]: [`startup::Application`] binds the public and admin listeners, drains on
+//!   SIGTERM, reloads on SIGHUP;
+//! - [`listener`]: one way of serving a connection on every listener: header cap, header
+//!   deadline, connection cap with the longest-idle connection closed first, optional TLS;
 //! - [`routes`]: the router, handlers, input rules, per-request log line;
 //! - [`limits`]: the front door: client IP, per-IP rate limits, load shedding, CORS;
 //! - [`upstream`]: the provider's token endpoint, deadline, body cap, outcome classification,
@@ -31,6 +33,7 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod limits;
+pub mod listener;
 pub mod login;
 pub mod metrics;
 pub mod oauth;

@@ -16,6 +16,10 @@
 //! | `kick_proxy_rate_limited_total` | counter | endpoint |
 //! | `kick_proxy_shed_total` | counter | reason (`overloaded`, `breaker_open`) |
 //! | `kick_proxy_build_info` | gauge (1) | version |
+//! | `kick_proxy_open_connections` | gauge | listener (`public`, `admin`) |
+//! | `kick_proxy_connections_evicted_total` | counter | listener |
+//! | `kick_proxy_connections_refused_total` | counter | listener |
+//! | `kick_proxy_connection_errors_total` | counter | listener, reason (`header_too_large`, `header_timeout`, `tls_handshake`, `other`) |
 
 use crate::routes::Outcome;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -166,6 +170,43 @@ pub fn record_upstream(
         "outcome" => outcome,
     )
     .record(latency.as_secs_f64());
+}
+
+/// The open connections on a listener, after one opened or closed.
+pub fn record_open_connections(listener: &'static str, open: usize) {
+    if !enabled() {
+        return;
+    }
+    #[allow(clippy::cast_precision_loss)] // connection counts are far below 2^52
+    metrics::gauge!("kick_proxy_open_connections", "listener" => listener).set(open as f64);
+}
+
+/// An idle connection closed to make room for a new one on a full listener.
+pub fn record_connection_evicted(listener: &'static str) {
+    if enabled() {
+        metrics::counter!("kick_proxy_connections_evicted_total", "listener" => listener)
+            .increment(1);
+    }
+}
+
+/// A new connection closed unanswered: the listener was full with a request on every connection.
+pub fn record_connection_refused(listener: &'static str) {
+    if enabled() {
+        metrics::counter!("kick_proxy_connections_refused_total", "listener" => listener)
+            .increment(1);
+    }
+}
+
+/// A connection that ended before a request could be answered on it (431, header deadline, TLS).
+pub fn record_connection_error(listener: &'static str, reason: &'static str) {
+    if enabled() {
+        metrics::counter!(
+            "kick_proxy_connection_errors_total",
+            "listener" => listener,
+            "reason" => reason,
+        )
+        .increment(1);
+    }
 }
 
 #[cfg(test)]

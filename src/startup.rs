@@ -1,23 +1,20 @@
 //! Binding, serving and shutting down.
 //!
 //! [`Application::build`] binds first (port 0 in tests) so [`Application::port`] is known before
-//! serving. Connections are served by hyper directly (not `axum::serve`) to set a header-read
-//! deadline against slow clients. Shutdown: `/readyz` turns 503, the listener keeps accepting for
+//! serving. Both listeners serve their connections the same way ([`crate::listener`]: header cap,
+//! header deadline, connection cap). Shutdown: `/readyz` turns 503, the listener keeps accepting for
 //! `drain_delay_secs`, then closes; in-flight requests get `shutdown_grace_secs` to finish.
 
 use crate::config::Settings;
+use crate::listener::{ConnectionRules, Listener};
 use crate::routes::{router, AppState, ClientBuildError};
 use crate::tls::{TlsError, TlsReloader};
-use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 /// A start-up failure.
 #[derive(Debug, thiserror::Error)]
@@ -39,52 +36,54 @@ pub enum StartupError {
     Tls(#[from] TlsError),
 }
 
-/// Connection builders: HTTP/1.1 for every connection.
-#[derive(Clone)]
-struct Builders {
-    http1: hyper::server::conn::http1::Builder,
-}
-
 /// The bound, ready-to-run service.
 pub struct Application {
-    listener: TcpListener,
-    tls: Option<(Arc<TlsReloader>, TlsAcceptor)>,
-    admin: Option<(TcpListener, Router)>,
+    listener: Listener,
+    tls: Option<Arc<TlsReloader>>,
+    admin: Option<Listener>,
     state: AppState,
-    router: Router,
     settings: Settings,
 }
 
 impl Application {
-    /// Builds the state and binds `settings.server.listen`.
+    /// Builds the state and binds `settings.server.listen` (and `admin_listen` when set).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let state = AppState::new(&settings)?;
-        let tls = match &settings.server.tls {
+        let (tls, acceptor) = match &settings.server.tls {
             Some(tls) => {
                 let reloader = TlsReloader::load(tls)?;
                 let acceptor = reloader.acceptor()?;
-                Some((reloader, acceptor))
+                (Some(reloader), Some(acceptor))
             }
-            None => None,
+            None => (None, None),
         };
-        let addr = settings.server.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
-        let admin = match settings.server.admin_listen {
-            Some(addr) => {
-                let admin = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartupError::Bind { addr, source })?;
-                Some((admin, admin_router()))
-            }
+        let server = &settings.server;
+        let rules = |max_connections| ConnectionRules {
+            max_header_bytes: server.max_header_bytes,
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+            max_connections,
+        };
+        let listener = Listener::new(
+            "public",
+            bind(server.listen).await?,
+            router(state.clone()),
+            acceptor,
+            rules(server.max_connections),
+        );
+        let admin = match server.admin_listen {
+            Some(addr) => Some(Listener::new(
+                "admin",
+                bind(addr).await?,
+                admin_router(),
+                None,
+                rules(server.admin_max_connections),
+            )),
             None => None,
         };
         Ok(Self {
+            listener,
             tls,
             admin,
-            router: router(state.clone()),
-            listener,
             state,
             settings,
         })
@@ -104,90 +103,17 @@ impl Application {
 
     /// The certificate reloader, when TLS is on (SIGHUP re-reads the files through it).
     pub fn tls(&self) -> Option<Arc<TlsReloader>> {
-        self.tls.as_ref().map(|(reloader, _)| Arc::clone(reloader))
+        self.tls.clone()
     }
 
     /// The admin listener's address, when `server.admin_listen` is set.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state (readiness, providers).
     pub fn state(&self) -> &AppState {
         &self.state
-    }
-
-    /// Accepts and serves connections until `stop` completes.
-    async fn accept_until(
-        &self,
-        builders: &Builders,
-        graceful: &hyper_util::server::graceful::GracefulShutdown,
-        stop: impl Future<Output = ()>,
-    ) {
-        tokio::pin!(stop);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut stop => return,
-            };
-            let _ = stream.set_nodelay(true);
-            let router = self.router.clone();
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    router.clone().oneshot(request.map(axum::body::Body::new))
-                },
-            );
-            let builders = builders.clone();
-            let watcher = graceful.watcher();
-            let tls = self.tls.as_ref().map(|(_, acceptor)| acceptor.clone());
-            let handshake_deadline =
-                Duration::from_secs(self.settings.server.header_read_timeout_secs);
-            tokio::spawn(async move {
-                let served = match tls {
-                    // HTTP/1.1 only, plain or TLS: hyper's header deadline then runs from the
-                    // first moment (a silent socket is closed too) and between keep-alive
-                    // requests. hyper's HTTP/2 server has no such deadline, and OAuth clients
-                    // gain nothing from it.
-                    None => {
-                        let connection = builders
-                            .http1
-                            .serve_connection(TokioIo::new(stream), service);
-                        watcher.watch(connection).await
-                    }
-                    Some(acceptor) => {
-                        // The handshake counts against the header deadline: a client that opens
-                        // a socket and stalls is dropped like a slow-header one.
-                        let stream =
-                            match tokio::time::timeout(handshake_deadline, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%error, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => return,
-                            };
-                        let connection = builders
-                            .http1
-                            .serve_connection(TokioIo::new(stream), service);
-                        watcher.watch(connection).await
-                    }
-                };
-                if let Err(error) = served {
-                    tracing::debug!(error = %error, "connection ended with an error");
-                }
-            });
-        }
     }
 
     /// Serves until SIGTERM or SIGINT, then drains.
@@ -196,48 +122,49 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then drains and returns.
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Self {
+            listener,
+            admin,
+            state,
+            settings,
+            ..
+        } = self;
         // The admin listener lives as long as the process serves; it stops with the runtime.
-        let admin = self.admin.take().map(|(listener, router)| {
-            tokio::spawn(async move {
-                if let Err(error) = axum::serve(listener, router).await {
-                    tracing::error!(%error, "admin listener failed");
-                }
-            })
+        let admin = admin.map(|admin| {
+            tokio::spawn(async move { admin.accept_until(std::future::pending()).await })
         });
-        let server = &self.settings.server;
-        let header_deadline = Duration::from_secs(server.header_read_timeout_secs);
-        let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_deadline);
-        let builders = Builders { http1 };
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let drain_delay = Duration::from_secs(server.drain_delay_secs);
-        let grace = Duration::from_secs(server.shutdown_grace_secs);
+        let drain_delay = Duration::from_secs(settings.server.drain_delay_secs);
+        let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
 
-        self.accept_until(&builders, &graceful, shutdown).await;
+        listener.accept_until(shutdown).await;
         tracing::info!(
             drain_delay_secs = drain_delay.as_secs(),
             "shutdown requested: /readyz now answers 503"
         );
-        self.state.start_draining();
-        self.accept_until(&builders, &graceful, tokio::time::sleep(drain_delay))
-            .await;
-        drop(self.listener);
+        state.start_draining();
+        listener.accept_until(tokio::time::sleep(drain_delay)).await;
         tracing::info!(
             grace_secs = grace.as_secs(),
             "listener closed; waiting for in-flight requests"
         );
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed; remaining connections dropped"),
+        if listener.close_and_drain(grace).await {
+            tracing::info!("all connections closed");
+        } else {
+            tracing::warn!("shutdown grace elapsed; remaining connections dropped");
         }
         if let Some(admin) = admin {
             admin.abort();
         }
         Ok(())
     }
+}
+
+/// Binds one listen address.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
 }
 
 /// The admin listener's routes: `GET /metrics` in the Prometheus text format.

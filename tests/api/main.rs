@@ -3,6 +3,7 @@
 mod adversarial;
 mod client_manager;
 mod config;
+mod connections;
 mod e2e;
 mod helpers;
 mod lifecycle;
