@@ -160,7 +160,8 @@ pub struct ErrorResponse {
     #[schema(min_length = 1)]
     pub error: String,
     /// A fixed text, or the provider's description sanitised (printable ASCII without `"` and
-    /// `\`, at most 512 characters). Never echoes the request's code, verifier or tokens.
+    /// `\`, at most 512 characters). Never echoes the request's code, verifier or tokens, nor the
+    /// proxy's client secret: a provider description containing one anywhere is dropped.
     pub error_description: String,
     /// On 502 only: a copy of `error_description` (the shape TeamBattles documented).
     #[schema(required = false, nullable = false)]

@@ -11,6 +11,7 @@ mod login_command;
 mod metrics;
 mod oauth2_crate;
 mod openapi;
+mod provider_descriptions;
 mod providers;
 mod redirect_allowlist;
 mod replay;
