@@ -4,6 +4,7 @@ mod adversarial;
 mod client_manager;
 mod config;
 mod e2e;
+mod grant_type;
 mod helpers;
 mod lifecycle;
 mod limits;
