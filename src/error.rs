@@ -53,6 +53,10 @@ pub enum ApiError {
         /// The provider's HTTP status, for the log line.
         upstream_status: u16,
     },
+    /// 400 `unsupported_grant_type` (RFC 6749 §5.2): a `grant_type` at `/token` other than
+    /// `authorization_code` or `refresh_token`. The provider is not called.
+    #[error("unsupported grant type")]
+    UnsupportedGrantType,
     /// 502 `error_<provider>_server_error`: the provider could not be used (unreachable, timed out,
     /// 5xx, WAF, HTML, redirect, oversized, no token, or it refused our credentials).
     #[error("upstream failure at {}: {source}", provider.name)]
@@ -101,7 +105,9 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest(_) | Self::Grant { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest(_) | Self::Grant { .. } | Self::UnsupportedGrantType => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -116,6 +122,7 @@ impl ApiError {
     pub fn code(&self) -> &str {
         match self {
             Self::Grant { code, .. } => code.as_str(),
+            Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::Upstream { provider, .. } => &provider.server_error_code,
             Self::NotFound => "not_found",
             Self::Unavailable { .. } => "temporarily_unavailable",
@@ -131,6 +138,9 @@ impl ApiError {
             } => description
                 .as_deref()
                 .unwrap_or_else(|| code.default_description()),
+            Self::UnsupportedGrantType => {
+                "The grant_type must be authorization_code (or absent) or refresh_token."
+            }
             Self::Upstream { provider, .. } => &provider.server_error_text,
             Self::BodyTimeout => "The request body was not received in time.",
             Self::PayloadTooLarge => "The request body is larger than 16 KiB.",

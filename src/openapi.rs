@@ -5,7 +5,8 @@
 //! - operations: the `#[utoipa::path]` annotations on the handlers (`routes::token`,
 //!   `routes::health`, and [`serve`] here);
 //! - request bodies: the documentation structs next to the rules they restate
-//!   (`routes::input::{TokenRequest, RefreshRequest, RevokeRequest}`), probe bodies next to the
+//!   (`routes::input::{TokenRequest, RefreshRequest, RevokeRequest}`; `TokenRequest` is one of
+//!   `AuthorizationCodeGrant` and `RefreshTokenGrant`), probe bodies next to the
 //!   probes (`routes::health::{Liveness, Readiness}`);
 //! - the token response and the error body: [`TokenResponse`] and [`ErrorResponse`] below, because
 //!   their runtime types (`oauth::TokenResponse`, a JSON map passed through, and
@@ -61,6 +62,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
             TokenIssued,
             Revoked,
             BadRequest,
+            TokenBadRequest,
             NotFound,
             MethodNotAllowed,
             RequestTimeout,
@@ -154,13 +156,14 @@ pub struct RevokeResponse {}
 /// Every error (RFC 6749 §5.2 shape).
 #[derive(ToSchema)]
 pub struct ErrorResponse {
-    /// The error code: `invalid_request`, `not_found`, `slow_down`, `temporarily_unavailable`,
-    /// `error_<provider>_server_error` (502), or the provider's own code for a refused grant
-    /// (`invalid_grant`, `invalid_scope`, …).
+    /// The error code: `invalid_request`, `unsupported_grant_type` (`/token` only), `not_found`,
+    /// `slow_down`, `temporarily_unavailable`, `error_<provider>_server_error` (502), or the
+    /// provider's own code for a refused grant (`invalid_grant`, `invalid_scope`, …).
     #[schema(min_length = 1)]
     pub error: String,
     /// A fixed text, or the provider's description sanitised (printable ASCII without `"` and
-    /// `\`, at most 512 characters). Never echoes the request's code, verifier or tokens.
+    /// `\`, at most 512 characters). Never echoes the request's code, verifier or tokens, nor the
+    /// proxy's client secret: a provider description containing one anywhere is dropped.
     pub error_description: String,
     /// On 502 only: a copy of `error_description` (the shape TeamBattles documented).
     #[schema(required = false, nullable = false)]
@@ -244,19 +247,32 @@ impl utoipa::IntoParams for ProviderPath {
     }
 }
 
+/// `status` and a reference to the reusable response `R`.
+fn entry<R: for<'r> ToResponse<'r>>(status: u16) -> (String, RefOr<openapi::Response>) {
+    let (name, _) = R::response();
+    (
+        status.to_string(),
+        openapi::Ref::from_response_name(name).into(),
+    )
+}
+
 /// The error answers the three OAuth endpoints share, 400 to 503: one list for their
 /// `#[utoipa::path]` blocks, which add their own 200.
 pub struct OAuthErrors;
 
+/// [`OAuthErrors`] for `/token`, whose 400 can also be `unsupported_grant_type`.
+pub struct TokenErrors;
+
+impl utoipa::IntoResponses for TokenErrors {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        let mut responses = OAuthErrors::responses();
+        responses.extend([entry::<TokenBadRequest>(400)]);
+        responses
+    }
+}
+
 impl utoipa::IntoResponses for OAuthErrors {
     fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
-        fn entry<R: for<'r> ToResponse<'r>>(status: u16) -> (String, RefOr<openapi::Response>) {
-            let (name, _) = R::response();
-            (
-                status.to_string(),
-                openapi::Ref::from_response_name(name).into(),
-            )
-        }
         BTreeMap::from([
             entry::<BadRequest>(400),
             entry::<NotFound>(404),
@@ -313,6 +329,32 @@ responses! {
             ("invalid_request", error_example(
                 "invalid_request",
                 "The `redirect_uri` is not one this server allows.",
+            )),
+            ("invalid_grant", error_example(
+                "invalid_grant",
+                "The authorization grant or refresh token is invalid, expired, revoked or was \
+                 issued to another client.",
+            )),
+        ],
+        vec![],
+    );
+    /// 400 from `/token`: [`BadRequest`], or a `grant_type` it does not support.
+    TokenBadRequest => json_answer(
+        "A field missing, empty, sent twice, not a string or malformed (a `grant_type` that is \
+         not a string included); a bad `code_verifier`; a `redirect_uri` not allowed; a body that \
+         is not a JSON object or a form: `invalid_request`. A `grant_type` other than \
+         `authorization_code` or `refresh_token`: `unsupported_grant_type`, without a provider \
+         call. Or the provider refused the grant (`invalid_grant`, `invalid_scope`, …): its code, \
+         its description sanitised.",
+        "ErrorResponse",
+        &[
+            ("invalid_request", error_example(
+                "invalid_request",
+                "The `redirect_uri` is not one this server allows.",
+            )),
+            ("unsupported_grant_type", error_example(
+                "unsupported_grant_type",
+                "The grant_type must be authorization_code (or absent) or refresh_token.",
             )),
             ("invalid_grant", error_example(
                 "invalid_grant",

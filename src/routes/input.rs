@@ -3,7 +3,9 @@
 //! Both encodings OAuth clients use are accepted (`application/json`, as Battles Record sends, and
 //! `application/x-www-form-urlencoded`, as standard OAuth libraries send) and reduced to the same
 //! list of fields, so the rules below are written once. Unknown fields (including a caller's
-//! `client_id`, `client_secret` or `grant_type`) are ignored and never forwarded.
+//! `client_id` or `client_secret`) are ignored and never forwarded. `grant_type` is read at
+//! `/token` only, to pick the grant ([`TokenGrantType`]), and never forwarded either: the proxy
+//! sends the grant type of what it does.
 
 use crate::error::ApiError;
 use crate::secret::{AnyToken, AuthorizationCode, CodeVerifier, RefreshToken};
@@ -178,6 +180,31 @@ impl Fields {
     }
 }
 
+/// The grant a `/token` request asks for, from its `grant_type` (RFC 6749 §4.1.3, §6). `/refresh`
+/// and `/revoke` never read `grant_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenGrantType {
+    /// Absent, empty or `authorization_code`: the code exchange. Battles Record sends no
+    /// `grant_type`, and RFC 6749 §3.2 treats a parameter sent without a value as omitted.
+    AuthorizationCode,
+    /// `refresh_token`: exactly what `/refresh` does (RFC 6749 §6), as standard client libraries
+    /// send it to the token endpoint.
+    RefreshToken,
+}
+
+impl TokenGrantType {
+    /// Reads `grant_type`. Any other string is `unsupported_grant_type` (RFC 6749 §5.2, the value
+    /// compared exactly: `Refresh_Token` is another grant type); a `grant_type` sent twice or that
+    /// is not a string is a malformed request, `invalid_request`.
+    pub fn from_fields(fields: &Fields) -> Result<Self, ApiError> {
+        match fields.optional("grant_type")? {
+            None | Some("" | "authorization_code") => Ok(Self::AuthorizationCode),
+            Some("refresh_token") => Ok(Self::RefreshToken),
+            Some(_) => Err(ApiError::UnsupportedGrantType),
+        }
+    }
+}
+
 /// `POST /api/v1/{provider}/token` input (RFC 6749 §4.1.3 with RFC 7636 §4.5).
 #[derive(Debug)]
 pub struct CodeExchange {
@@ -316,16 +343,33 @@ impl Revocation {
 // only: the handlers read [`Fields`] and apply the rules above, which these schemas restate (the
 // tests in `tests/api/openapi.rs` and the schemathesis run keep the two in step).
 
-/// `POST /api/v1/{provider}/token` body: a JSON object or a form with these fields. Other fields
-/// (a `client_id`, `client_secret` or `grant_type` included) are ignored and never forwarded; a
-/// field sent twice is refused.
+/// `POST /api/v1/{provider}/token` body: a JSON object or a form, in one of two shapes chosen by
+/// `grant_type` (RFC 6749 §4.1.3, §6): the code exchange (no `grant_type`, an empty one, or
+/// `authorization_code`) or a refresh (`refresh_token`), which is exactly `POST /refresh`. Any
+/// other `grant_type` is 400 `unsupported_grant_type`. Other fields (a `client_id` or
+/// `client_secret` included) are ignored and never forwarded; a field sent twice is refused.
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TokenRequest {
+    /// The code exchange.
+    AuthorizationCode(AuthorizationCodeGrant),
+    /// A refresh, as standard OAuth client libraries send it to the token endpoint.
+    RefreshToken(RefreshTokenGrant),
+}
+
+/// The code exchange at `/token` (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.5): what Battles Record
+/// sends, without a `grant_type`.
 #[derive(utoipa::ToSchema)]
 #[schema(examples(json!({
     "code": "NZQ4ZWE3OTCTMJC5ZS0ZNJQ5LWE2NZUTYMZMNDQZYTC5OGY3",
     "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
     "redirect_uri": "battles-record://oauth/callback"
 })))]
-pub struct TokenRequest {
+pub struct AuthorizationCodeGrant {
+    /// Optional: absent or empty (RFC 6749 §3.2: a parameter without a value counts as omitted)
+    /// means `authorization_code` too.
+    #[schema(required = false, nullable = false, inline)]
+    pub grant_type: Option<AuthorizationCodeGrantType>,
     /// The authorization code from the provider's redirect: visible ASCII, at most 4096 bytes.
     #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
     pub code: String,
@@ -340,7 +384,40 @@ pub struct TokenRequest {
     pub redirect_uri: String,
 }
 
-/// `POST /api/v1/{provider}/refresh` body: a JSON object or a form. Other fields are ignored.
+/// `grant_type` of the code exchange.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum AuthorizationCodeGrantType {
+    /// `authorization_code`.
+    AuthorizationCode,
+}
+
+/// A refresh at `/token` (RFC 6749 §6): exactly `POST /refresh` (the same input rules; replay and
+/// single-flight shared with the same refresh at `/refresh`), rate limited in the `/token` bucket.
+#[derive(utoipa::ToSchema)]
+#[schema(examples(json!({
+    "grant_type": "refresh_token",
+    "refresh_token": "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI"
+})))]
+pub struct RefreshTokenGrant {
+    /// `refresh_token`.
+    #[schema(inline)]
+    pub grant_type: RefreshTokenGrantType,
+    /// The refresh token: visible ASCII, at most 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
+    pub refresh_token: String,
+}
+
+/// `grant_type` of a refresh.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum RefreshTokenGrantType {
+    /// `refresh_token`.
+    RefreshToken,
+}
+
+/// `POST /api/v1/{provider}/refresh` body: a JSON object or a form. Other fields (a `grant_type`
+/// included) are ignored.
 #[derive(utoipa::ToSchema)]
 #[schema(examples(json!({"refresh_token": "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI"})))]
 pub struct RefreshRequest {

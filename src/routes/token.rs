@@ -1,10 +1,13 @@
 //! `POST /api/v1/{provider}/token` (RFC 6749 §4.1.3 + RFC 7636 §4.5),
 //! `POST /api/v1/{provider}/refresh` (RFC 6749 §6) and `POST /api/v1/{provider}/revoke` (RFC 7009).
 //!
-//! Order of checks: provider (404), content type (415), size (413), body (400), field rules (400);
-//! only then the provider is called, once.
+//! Order of checks: provider (404), content type (415), size (413), body (400), at `/token` the
+//! `grant_type` (400 `unsupported_grant_type`), field rules (400); only then the provider is
+//! called, once.
 
-use super::input::{read_fields, CodeExchange, Refresh, Revocation, TokenTypeHint};
+use super::input::{
+    read_fields, CodeExchange, Fields, Refresh, Revocation, TokenGrantType, TokenTypeHint,
+};
 use super::{AppState, Provider};
 use crate::error::{ApiError, Reply};
 use crate::oauth::{OAuthErrorCode, TokenResponse};
@@ -15,12 +18,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-/// The proxy's endpoints, named as in the log line.
+/// The proxy's endpoints, named as in the log line: what a request did, which for a refresh sent to
+/// `/token` (`grant_type=refresh_token`) is [`Endpoint::Refresh`]. The rate limit, chosen before
+/// the body is read, goes by path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// Authorization-code exchange.
     Token,
-    /// Refresh-token grant.
+    /// Refresh-token grant, at `/refresh` or at `/token`.
     Refresh,
     /// Token revocation.
     Revoke,
@@ -37,21 +42,28 @@ impl Endpoint {
     }
 }
 
-/// `POST /api/v1/{provider}/token`: `code`, `code_verifier`, `redirect_uri` → token response.
+/// `POST /api/v1/{provider}/token`: `code`, `code_verifier`, `redirect_uri` → token response; or,
+/// with `grant_type=refresh_token`, `refresh_token` → exactly what `/refresh` answers.
 #[utoipa::path(
     post,
     path = "/api/v1/{provider}/token",
     operation_id = "exchangeCode",
     tag = "oauth",
-    summary = "Exchange an authorization code for tokens",
+    summary = "Exchange an authorization code (or a refresh token) for tokens",
     description = "RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5). The proxy checks the input, adds its \
         client credentials and calls the provider once. An identical request within the replay \
-        window gets the same answer without a second provider call.",
+        window gets the same answer without a second provider call.\n\n\
+        `grant_type` selects the grant: absent, empty or `authorization_code` is the code \
+        exchange (Battles Record sends none); `refresh_token` is exactly `POST /refresh` (RFC 6749 \
+        §6, what standard OAuth client libraries send to the token endpoint): the same input \
+        rules, and replay and single-flight shared with the same refresh sent to `/refresh`; it \
+        counts against this path's rate limit. Any other `grant_type` is 400 \
+        `unsupported_grant_type` and the provider is not called.",
     params(crate::openapi::ProviderPath),
     request_body(
-        description = "The code, verifier and redirect URI, as \
-            `application/json` or `application/x-www-form-urlencoded`, optionally with \
-            `charset=utf-8`; anything else is 415. At most 16 KiB (413).",
+        description = "The code, verifier and redirect URI; or `grant_type=refresh_token` and the \
+            refresh token. As `application/json` or `application/x-www-form-urlencoded`, \
+            optionally with `charset=utf-8`; anything else is 415. At most 16 KiB (413).",
         content(
             (crate::routes::input::TokenRequest = "application/json"),
             (crate::routes::input::TokenRequest = "application/x-www-form-urlencoded"),
@@ -59,7 +71,7 @@ impl Endpoint {
     ),
     responses(
         (status = 200, response = crate::openapi::TokenIssued),
-        crate::openapi::OAuthErrors,
+        crate::openapi::TokenErrors,
     )
 )]
 pub async fn token(
@@ -78,7 +90,8 @@ pub async fn token(
     tag = "oauth",
     summary = "Refresh an access token",
     description = "RFC 6749 §6. `invalid_grant` means the grant is gone: log in again. Kick returns \
-        a new refresh token on every refresh: store it.",
+        a new refresh token on every refresh: store it. A `grant_type` field is ignored here; the \
+        same refresh can also be sent to `/token` with `grant_type=refresh_token`.",
     params(crate::openapi::ProviderPath),
     request_body(
         description = "The refresh token, as \
@@ -147,28 +160,50 @@ async fn serve(
     else {
         return ApiError::NotFound.into_response();
     };
-    let mut reply = match read_fields(request, state.body_read_timeout()).await {
-        Ok(fields) => match endpoint {
-            Endpoint::Token => {
-                match CodeExchange::from_fields(&fields, &provider.allowed_redirect_uris.load()) {
-                    Ok(input) => redeem(&state, &provider, endpoint, Input::Code(input)).await,
-                    Err(error) => error.into(),
-                }
-            }
-            Endpoint::Refresh => match Refresh::from_fields(&fields) {
-                Ok(input) => redeem(&state, &provider, endpoint, Input::Refresh(input)).await,
-                Err(error) => error.into(),
-            },
-            Endpoint::Revoke => match Revocation::from_fields(&fields) {
-                Ok(input) => revoke_token(&state, &provider, input).await,
-                Err(error) => error.into(),
-            },
-        },
-        Err(error) => error.into(),
+    let (served_as, mut reply) = match read_fields(request, state.body_read_timeout()).await {
+        Ok(fields) => dispatch(&state, &provider, endpoint, &fields).await,
+        Err(error) => (endpoint, error.into()),
     };
     reply.outcome.provider = Some(provider.label.clone());
-    reply.outcome.endpoint = Some(endpoint.as_str());
+    reply.outcome.endpoint = Some(served_as.as_str());
     reply.into_response()
+}
+
+/// Picks what the request is (at `/token`, by its `grant_type`), applies that endpoint's input
+/// rules and serves it. Returns what it was served as: a refresh sent to `/token` is
+/// [`Endpoint::Refresh`] from here on, so it shares replay and single-flight with the same refresh
+/// at `/refresh`, and the log line and metrics say `refresh`.
+async fn dispatch(
+    state: &AppState,
+    provider: &Arc<Provider>,
+    endpoint: Endpoint,
+    fields: &Fields,
+) -> (Endpoint, Reply) {
+    let endpoint = match endpoint {
+        Endpoint::Token => match TokenGrantType::from_fields(fields) {
+            Ok(TokenGrantType::AuthorizationCode) => Endpoint::Token,
+            Ok(TokenGrantType::RefreshToken) => Endpoint::Refresh,
+            Err(error) => return (endpoint, error.into()),
+        },
+        other => other,
+    };
+    let reply = match endpoint {
+        Endpoint::Token => {
+            match CodeExchange::from_fields(fields, &provider.allowed_redirect_uris.load()) {
+                Ok(input) => redeem(state, provider, endpoint, Input::Code(input)).await,
+                Err(error) => error.into(),
+            }
+        }
+        Endpoint::Refresh => match Refresh::from_fields(fields) {
+            Ok(input) => redeem(state, provider, endpoint, Input::Refresh(input)).await,
+            Err(error) => error.into(),
+        },
+        Endpoint::Revoke => match Revocation::from_fields(fields) {
+            Ok(input) => revoke_token(state, provider, input).await,
+            Err(error) => error.into(),
+        },
+    };
+    (endpoint, reply)
 }
 
 /// A validated grant, owned so the provider call can run in its own task.

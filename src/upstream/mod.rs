@@ -163,6 +163,13 @@ pub struct Credentials {
     pub next: Option<ClientSecret>,
 }
 
+impl Credentials {
+    /// Both secrets' values: what a provider's text must never carry back to a caller.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.current.secret()).chain(self.next.iter().map(ClientSecret::secret))
+    }
+}
+
 impl ProviderSettings {
     /// The HTTP client for this provider: rustls, no redirects, pooled connections, the deadline as
     /// a backstop (the caller also enforces it around body reading). It trusts the built-in
@@ -223,7 +230,7 @@ impl Upstream {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let credentials = self.credentials.load_full();
         let first = self
-            .token_with(&grant, &credentials.current, deadline)
+            .token_with(&grant, &credentials.current, &credentials, deadline)
             .await;
         let (
             Err(UpstreamError::Refused {
@@ -236,7 +243,7 @@ impl Upstream {
             return first;
         };
         tracing::warn!("the provider refused the current client secret; trying the next one");
-        let second = self.token_with(&grant, next, deadline).await;
+        let second = self.token_with(&grant, next, &credentials, deadline).await;
         // Accepted means the provider authenticated us: tokens, or an error about the grant.
         // A timeout or a WAF page says nothing about the secret.
         let next_accepted = matches!(&second, Ok(_) | Err(UpstreamError::Grant { .. }));
@@ -253,14 +260,16 @@ impl Upstream {
         second
     }
 
+    /// One attempt with `client_secret`, one of `credentials`.
     async fn token_with(
         &self,
         grant: &Grant<'_>,
         client_secret: &ClientSecret,
+        credentials: &Credentials,
         deadline: tokio::time::Instant,
     ) -> Result<Answer<TokenResponse>, UpstreamError> {
         let secret = client_secret.secret();
-        let (mut form, mut secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match grant {
+        let (mut form, secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match grant {
             Grant::AuthorizationCode {
                 code,
                 verifier,
@@ -287,8 +296,9 @@ impl Upstream {
             form.insert(2, ("client_id", &self.client_id));
             form.insert(3, ("client_secret", secret));
         }
-        // A provider echoing our own secret in a description must not pass it on either.
-        secrets.values.push(secret);
+        // A provider echoing our own secret in a description must not pass it on either: the one
+        // sent, and the other one of a rotation.
+        let secrets = secrets.with_client_secrets(credentials.secrets());
         tracing::debug!(
             grant_type = form[0].1,
             "calling the provider's token endpoint"
@@ -383,8 +393,9 @@ impl Upstream {
             "provider answered"
         );
         let secrets = RequestSecrets {
-            values: vec![token.secret(), credentials.current.secret()],
-        };
+            values: vec![token.secret()],
+        }
+        .with_client_secrets(credentials.secrets());
         classify_revoke(status, &body, &secrets)
     }
 

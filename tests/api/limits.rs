@@ -117,6 +117,36 @@ async fn token_returns_429_slow_down_with_retry_after_once_the_burst_is_spent() 
 }
 
 #[tokio::test]
+async fn a_refresh_sent_to_token_spends_the_token_bucket_not_the_refresh_one() {
+    // The bucket is picked by path, before the body (and its grant_type) is read.
+    let app = spawn_app_with(|toml| with_rate_limit(toml, &token_bucket(1, 2))).await;
+    upstream_always_succeeds(&app).await;
+    let refresh = json!({"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN});
+    let refresh_at_token = || app.post_json(TOKEN, &refresh);
+
+    assert_eq!(exchange_from(&app, 0, None).await.status(), 200);
+    assert_eq!(refresh_at_token().await.status(), 200);
+    let refused = refresh_at_token().await;
+    assert!(retry_after(&refused) >= 1);
+    assert_error(refused, 429, "slow_down").await;
+    assert_eq!(exchange_from(&app, 1, None).await.status(), 429);
+    assert_eq!(
+        upstream_calls(&app).await,
+        2,
+        "the refused refresh never reached Kick"
+    );
+
+    // `/refresh` keeps its own bucket.
+    let refreshed = app
+        .post_json(
+            "/api/v1/kick/refresh",
+            &json!({"refresh_token": REFRESH_TOKEN}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+}
+
+#[tokio::test]
 async fn forwarded_for_from_a_trusted_proxy_gives_each_client_its_own_bucket() {
     let app = spawn_app_with(|toml| {
         with_rate_limit(
