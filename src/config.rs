@@ -694,6 +694,17 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         Some(id) if !id.trim().is_empty() => id,
         _ => return Err(ConfigError::new(key("client_id"), "missing or empty")),
     };
+    if is_placeholder(&client_id) {
+        // A client id is public, and this one is the example's own text: safe to quote.
+        return Err(ConfigError::new(
+            key("client_id"),
+            format!(
+                "is still the shipped placeholder {client_id:?}: set your app's client id from the \
+                 provider's developer console (or KICK_PROXY_PROVIDERS__{}__CLIENT_ID)",
+                name.to_ascii_uppercase()
+            ),
+        ));
+    }
     // An empty value counts as unset, so an environment variable can blank out a file's key
     // (`KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE=` with `…__CLIENT_SECRET=…`).
     let inline = raw.client_secret.filter(|s| !s.is_empty());
@@ -725,6 +736,14 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
             "the file is empty",
         ));
     }
+    let secret_key = if secret_file.is_some() {
+        "client_secret_file"
+    } else {
+        "client_secret"
+    };
+    if is_placeholder(&client_secret) {
+        return Err(ConfigError::new(key(secret_key), PLACEHOLDER_SECRET));
+    }
     let next_inline = raw.next_client_secret.filter(|s| !s.is_empty());
     let next_file = raw
         .next_client_secret_file
@@ -746,6 +765,14 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         })?),
     }
     .filter(|s| !s.trim().is_empty());
+    if next_client_secret.as_deref().is_some_and(is_placeholder) {
+        let next_key = if next_file.is_some() {
+            "next_client_secret_file"
+        } else {
+            "next_client_secret"
+        };
+        return Err(ConfigError::new(key(next_key), PLACEHOLDER_SECRET));
+    }
     if raw.allowed_redirect_uris.is_empty() {
         return Err(ConfigError::new(
             key("allowed_redirect_uris"),
@@ -852,6 +879,25 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         ca_file,
         ca_certificates,
     })
+}
+
+/// How every placeholder in the shipped examples begins, where the operator's own value goes:
+/// `replace-with-your-kick-client-id` (`config/default.toml`, `deploy/kubernetes/configmap.yaml`),
+/// `replace-with-your-kick-client-secret` (`deploy/kubernetes/secret.example.yaml`) and the
+/// commented-out Twitch and Google ones. A proxy started with one passes every probe and answers
+/// every login 502 (the provider rejects the client), so start-up refuses it instead.
+pub const PLACEHOLDER_PREFIX: &str = "replace-with-";
+
+/// The refusal for a client secret that is still a placeholder; the value itself is not quoted.
+const PLACEHOLDER_SECRET: &str =
+    "is still the shipped placeholder: put your app's client secret from the provider's developer console there";
+
+/// True for a value still holding one of the shipped placeholders ([`PLACEHOLDER_PREFIX`]).
+pub fn is_placeholder(value: &str) -> bool {
+    value
+        .trim()
+        .get(..PLACEHOLDER_PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(PLACEHOLDER_PREFIX))
 }
 
 /// Loopback redirect prefixes whose port may be `*` (RFC 8252 §7.3).

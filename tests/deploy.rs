@@ -65,6 +65,23 @@ impl Files {
     }
 }
 
+/// The ConfigMap's client id as shipped, and what an operator puts there instead (step 2 of
+/// deploy/kubernetes/README.md). The proxy refuses the placeholder at start-up.
+const PLACEHOLDER_CLIENT_ID: &str = "replace-with-your-kick-client-id";
+const OPERATOR_CLIENT_ID: &str = "01KOPERATORCLIENTID";
+
+impl Files {
+    /// The shipped manifests with the placeholder client id filled in, as they are applied.
+    fn filled_in() -> Self {
+        Self::shipped().with(
+            "configmap.yaml",
+            PLACEHOLDER_CLIENT_ID,
+            OPERATOR_CLIENT_ID,
+            true,
+        )
+    }
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .and_then(|n| n.to_str())
@@ -962,13 +979,24 @@ fn check_network_policy(m: &Manifests, pod: &Pod, config: Option<&Config>, p: &m
 
 #[test]
 fn shipped_manifests_pass_every_check() {
-    let problems = problems(&Files::shipped());
+    let problems = problems(&Files::filled_in());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
+fn shipped_manifests_are_refused_at_start_up_until_the_client_id_is_filled_in() {
+    let problems = problems(&Files::shipped());
+    assert!(
+        problems.iter().any(|p| p.contains("does not validate")
+            && p.contains("`providers.kick.client_id`")
+            && p.contains(&format!("placeholder {PLACEHOLDER_CLIENT_ID:?}"))),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn configmap_config_validates_with_the_deployments_env_and_a_mounted_secret() {
-    let files = Files::shipped();
+    let files = Files::filled_in();
     let mut p = Vec::new();
     let m = Manifests::parse(&files, &mut p);
     let deployment = m.one("Deployment", &mut p).expect("a Deployment");
@@ -1057,7 +1085,7 @@ const REGRESSIONS: &[(&str, &str, &str, bool, &str)] = &[
 
 #[test]
 fn every_manifest_regression_is_caught() {
-    let shipped = Files::shipped();
+    let shipped = Files::filled_in();
     let mut missed = Vec::new();
     for (file, from, to, all, expected) in REGRESSIONS {
         let problems = problems(&shipped.with(file, from, to, *all));

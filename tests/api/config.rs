@@ -44,6 +44,7 @@ fn the_shipped_default_config_is_valid_once_a_secret_is_given() {
     let settings = load_env(
         &text,
         &[
+            ("KICK_PROXY_PROVIDERS__KICK__CLIENT_ID", "01KCLIENT"),
             ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", ""),
             ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET),
         ],
@@ -312,6 +313,133 @@ fn serve_and_check_config_exit_non_zero_naming_the_key_without_printing_the_secr
     }
 }
 
+/// Every `"replace-with-…"` value in the shipped config and manifests, with the key it is given to
+/// (`client_id`, `client_secret`), commented-out examples included.
+fn shipped_placeholders() -> Vec<(String, String)> {
+    let mut files = vec![std::path::PathBuf::from("config/default.toml")];
+    for entry in std::fs::read_dir("deploy/kubernetes").expect("deploy/kubernetes") {
+        files.push(entry.expect("entry").path());
+    }
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for line in text.lines() {
+            let Some(start) = line.find("\"replace-with-") else {
+                continue;
+            };
+            let value = &line[start + 1..];
+            let value = &value[..value.find('"').expect("closing quote")];
+            let key = line[..start]
+                .trim_start_matches(['#', ' '])
+                .trim_end_matches([' ', '=', ':']);
+            found.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    found
+}
+
+#[test]
+fn config_refuses_every_shipped_placeholder_naming_the_key() {
+    let placeholders = shipped_placeholders();
+    let keys: std::collections::BTreeSet<&str> =
+        placeholders.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["client_id", "client_secret"].into(),
+        "{placeholders:?}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (key, value) in &placeholders {
+        let refusal = |toml: &str, named: &str| {
+            let message = load(toml).expect_err(value);
+            assert!(
+                message.contains(&format!("`providers.kick.{named}`"))
+                    && message.contains("placeholder"),
+                "{value}: {message}"
+            );
+            assert!(!message.contains(SECRET), "{message}");
+            message
+        };
+        if key == "client_id" {
+            let message = refusal(&base().replace("01KCLIENT", value), "client_id");
+            assert!(
+                message.contains("KICK_PROXY_PROVIDERS__KICK__CLIENT_ID"),
+                "{message}"
+            );
+            continue;
+        }
+        // A secret placeholder is refused wherever it comes from, and never quoted.
+        let inline = base().replace(SECRET, value);
+        let message = refusal(&inline, "client_secret");
+        assert!(!message.contains(value.as_str()), "{message}");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, format!("{value}\n")).expect("write");
+        let from_file = base().replace(
+            &format!("client_secret = \"{SECRET}\""),
+            &format!("client_secret_file = \"{}\"", file.display()),
+        );
+        let message = refusal(&from_file, "client_secret_file");
+        assert!(!message.contains(value.as_str()), "{message}");
+        refusal(
+            &format!("{}next_client_secret = \"{value}\"\n", base()),
+            "next_client_secret",
+        );
+        refusal(
+            &format!(
+                "{}next_client_secret_file = \"{}\"\n",
+                base(),
+                file.display()
+            ),
+            "next_client_secret_file",
+        );
+    }
+}
+
+/// `command --config config/default.toml` with a usable secret: only the placeholder client id is
+/// wrong. `serve` would otherwise start (on a free port) and answer every login 502: it must exit
+/// 2 within 10 s instead.
+fn run_shipped_config(command: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+        .args([command, "--config", "config/default.toml"])
+        .env("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", "")
+        .env("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET)
+        .env("KICK_PROXY_SERVER__LISTEN", "127.0.0.1:0")
+        .env("KICK_PROXY_LOG__FORMAT", "text")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), all)
+}
+
+#[test]
+fn check_config_and_serve_refuse_the_shipped_configs_placeholder_client_id() {
+    for command in ["check-config", "serve"] {
+        let (code, all) = run_shipped_config(command);
+        assert_eq!(code, Some(2), "{command} must refuse at once: {all}");
+        assert!(
+            all.contains("`providers.kick.client_id`")
+                && all.contains("placeholder \"replace-with-your-kick-client-id\""),
+            "{command}: {all}"
+        );
+        assert!(!all.contains(SECRET), "{command}: {all}");
+    }
+}
+
 fn provider_table(name: &str, extra: &str) -> String {
     format!(
         r#"{}
@@ -442,6 +570,12 @@ fn the_shipped_twitch_and_youtube_examples_are_valid_once_uncommented() {
         uncommented.push('\n');
     }
     let env = [
+        ("KICK_PROXY_PROVIDERS__KICK__CLIENT_ID", "01KCLIENT"),
+        ("KICK_PROXY_PROVIDERS__TWITCH__CLIENT_ID", "twitch-client"),
+        (
+            "KICK_PROXY_PROVIDERS__YOUTUBE__CLIENT_ID",
+            "1234.apps.googleusercontent.com",
+        ),
         ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", ""),
         ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET),
         ("KICK_PROXY_PROVIDERS__TWITCH__CLIENT_SECRET_FILE", ""),
