@@ -340,54 +340,79 @@ fn preset(name: &str) -> Option<Preset> {
     }
 }
 
-/// One validated provider.
-#[derive(Debug, Clone, Serialize)]
+/// One validated provider. Its `Serialize` is `check-config`'s printout of the table: see
+/// [`Settings::redacted_toml`].
+#[derive(Debug, Clone)]
 pub struct ProviderSettings {
     /// The `{provider}` path segment and config table name.
-    #[serde(skip)]
     pub name: String,
     /// Name used in the 502 text ("Failed to communicate with Kick OAuth server"): the preset's
     /// (`Kick`, `Twitch`, `Google`), else the table name capitalised.
-    #[serde(skip)]
     pub display_name: String,
     /// The preset in force: `preset = "…"`, else the table name when it is one, else `generic`.
     pub preset: String,
     /// How the proxy authenticates at the token endpoint.
     pub client_auth: ClientAuth,
     /// How the revocation endpoint wants the token (from the preset).
-    #[serde(skip)]
     pub revoke_style: RevokeStyle,
     /// OAuth client id (public).
     pub client_id: String,
     /// OAuth client secret, from `client_secret` or `client_secret_file`.
-    #[serde(serialize_with = "redacted")]
     pub client_secret: ClientSecret,
-    /// Where the secret was read from, when it came from a file.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where the secret was read from, when it came from a file (else it was set inline).
     pub client_secret_file: Option<PathBuf>,
     /// During a rotation: the secret the provider will accept next, tried once when the current
     /// one is answered `invalid_client`, and then promoted.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "redacted_option"
-    )]
     pub next_client_secret: Option<ClientSecret>,
+    /// Where the next secret was read from, when it came from a file.
+    pub next_client_secret_file: Option<PathBuf>,
     /// `redirect_uri` values accepted byte for byte.
     pub allowed_redirect_uris: Vec<String>,
     /// The provider's token endpoint (RFC 6749 §3.2).
     pub token_url: Url,
     /// The provider's revocation endpoint (RFC 7009 §2), if it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub revoke_url: Option<Url>,
     /// One deadline for connect, send and the whole response body.
-    #[serde(rename = "timeout_secs", serialize_with = "as_secs")]
     pub timeout: Duration,
     /// PEM file of extra CA certificates the upstream client trusts besides its built-in roots.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// The certificates read from `ca_file` at validation (empty without one).
-    #[serde(skip)]
     pub ca_certificates: CaCertificates,
+}
+
+/// What `check-config` prints in place of an inline secret.
+const REDACTED: &str = "[redacted]";
+
+/// The table as an operator writes it, so the printout loads again: each secret under the one key
+/// it was set with, a file's path as itself, an inline secret as `[redacted]`; the preset's
+/// endpoints written out.
+impl Serialize for ProviderSettings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ProviderSettings", 11)?;
+        st.serialize_field("preset", &self.preset)?;
+        st.serialize_field("client_auth", &self.client_auth)?;
+        st.serialize_field("client_id", &self.client_id)?;
+        match &self.client_secret_file {
+            Some(path) => st.serialize_field("client_secret_file", path)?,
+            None => st.serialize_field("client_secret", REDACTED)?,
+        }
+        match (&self.next_client_secret_file, &self.next_client_secret) {
+            (Some(path), _) => st.serialize_field("next_client_secret_file", path)?,
+            (None, Some(_)) => st.serialize_field("next_client_secret", REDACTED)?,
+            (None, None) => {}
+        }
+        st.serialize_field("allowed_redirect_uris", &self.allowed_redirect_uris)?;
+        st.serialize_field("token_url", &self.token_url)?;
+        if let Some(url) = &self.revoke_url {
+            st.serialize_field("revoke_url", url)?;
+        }
+        st.serialize_field("timeout_secs", &self.timeout.as_secs())?;
+        if let Some(path) = &self.ca_file {
+            st.serialize_field("ca_file", path)?;
+        }
+        st.end()
+    }
 }
 
 /// Extra trust anchors for a provider's upstream client, from `ca_file`: parsed and checked once,
@@ -460,21 +485,6 @@ impl std::fmt::Debug for CaCertificates {
     }
 }
 
-fn redacted<S: Serializer, T>(_: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("[redacted]")
-}
-
-fn redacted_option<S: Serializer, T>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("[redacted]"),
-        None => s.serialize_none(),
-    }
-}
-
-fn as_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_secs())
-}
-
 impl Settings {
     /// Loads `path`, applies the process environment's `KICK_PROXY_*` overrides and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -530,7 +540,9 @@ impl Settings {
         raw.validate()
     }
 
-    /// The effective configuration as TOML, secrets replaced by `[redacted]`.
+    /// The effective configuration as TOML (`check-config`'s printout), in a form that loads
+    /// again with the same settings: each client secret under the key it was set with, a file's
+    /// path as itself and an inline secret as `[redacted]`.
     pub fn redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
@@ -872,6 +884,7 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         client_secret: ClientSecret::new(client_secret),
         client_secret_file: secret_file,
         next_client_secret: next_client_secret.map(ClientSecret::new),
+        next_client_secret_file: next_file,
         allowed_redirect_uris: raw.allowed_redirect_uris,
         token_url,
         revoke_url,

@@ -292,6 +292,93 @@ fn check_config_prints_the_effective_config_with_the_secret_redacted() {
     assert!(!stdout.contains(SECRET));
 }
 
+/// `check-config --config FILE` with `env`: its printout, after asserting it succeeded.
+fn check_config(file: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let output = binary(
+        &["check-config", "--config", file.to_str().expect("utf8")],
+        env,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains(SECRET), "{stdout}");
+    stdout
+}
+
+#[test]
+fn check_config_prints_a_config_that_loads_again_with_the_same_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("client_secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write");
+    let next_file = dir.path().join("next_client_secret");
+    std::fs::write(&next_file, "CANARY-next-secret\n").expect("write");
+    let from_files = base().replace(
+        &format!("client_secret = \"{SECRET}\""),
+        &format!(
+            "client_secret_file = \"{}\"\nnext_client_secret_file = \"{}\"",
+            secret_file.display(),
+            next_file.display()
+        ),
+    );
+    let inline = format!("{}next_client_secret = \"CANARY-next-secret\"\n", base());
+    // Environment overrides end up in the printout, so it stands alone.
+    let env = [
+        ("KICK_PROXY_PROVIDERS__KICK__TIMEOUT_SECS", "9"),
+        ("KICK_PROXY_SERVER__ADMIN_LISTEN", "127.0.0.1:9090"),
+        ("KICK_PROXY_RATE_LIMIT__TOKEN__BURST", "3"),
+    ];
+    for (case, config, secret_key, next_key) in [
+        (
+            "files",
+            &from_files,
+            "client_secret_file",
+            "next_client_secret_file",
+        ),
+        ("inline", &inline, "client_secret", "next_client_secret"),
+    ] {
+        let file = dir.path().join(format!("{case}.toml"));
+        std::fs::write(&file, config).expect("write");
+        let printed = check_config(&file, &env);
+        assert!(!printed.contains("CANARY-next-secret"), "{case}: {printed}");
+        // Each secret under the one key it was set with.
+        let table = printed
+            .parse::<toml::Table>()
+            .expect("the printout is TOML");
+        let kick = table["providers"]["kick"]
+            .as_table()
+            .expect("[providers.kick]");
+        for (set, unset) in [
+            (secret_key, "client_secret"),
+            (secret_key, "client_secret_file"),
+            (next_key, "next_client_secret"),
+            (next_key, "next_client_secret_file"),
+        ] {
+            assert_eq!(kick.contains_key(unset), set == unset, "{case}: {printed}");
+        }
+        assert_eq!(kick["timeout_secs"].as_integer(), Some(9), "{case}");
+
+        // Loaded again, without the environment: the same settings, so the same printout.
+        let again = dir.path().join(format!("{case}-printed.toml"));
+        std::fs::write(&again, &printed).expect("write");
+        assert_eq!(check_config(&again, &[]), printed, "{case}");
+        let settings = Settings::load_with_env(&again, []).expect("the printout loads");
+        let kick = &settings.providers["kick"];
+        assert_eq!(settings.server.admin_listen.map(|a| a.port()), Some(9090));
+        assert_eq!(settings.rate_limit.token.burst, 3);
+        if case == "files" {
+            // The files are read again: the secrets themselves survive the round trip.
+            assert_eq!(kick.client_secret.secret(), SECRET);
+            assert_eq!(
+                kick.next_client_secret.as_ref().map(|s| s.secret()),
+                Some("CANARY-next-secret")
+            );
+        }
+    }
+}
+
 #[test]
 fn serve_and_check_config_exit_non_zero_naming_the_key_without_printing_the_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
