@@ -507,6 +507,23 @@ impl Settings {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        RawSettings::from_toml_with_env(text, env)?.validate()
+    }
+
+    /// The effective configuration as TOML (`check-config`'s printout), in a form that loads
+    /// again with the same settings: each client secret under the key it was set with, a file's
+    /// path as itself and an inline secret as `[redacted]`.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+impl RawSettings {
+    /// The TOML text with the `KICK_PROXY_*` overrides applied, before validation.
+    fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         // A syntax error is reported by position only: toml's own message quotes the offending
         // line, which may be the one holding the secret.
         if let Err(e) = text.parse::<toml::Table>() {
@@ -536,15 +553,45 @@ impl Settings {
             let dotted = rest.to_ascii_lowercase().replace("__", ".");
             figment = figment.merge(Serialized::default(&dotted, env_value(&dotted, &value)));
         }
-        let raw: RawSettings = figment.extract().map_err(describe_figment_error)?;
-        raw.validate()
+        figment.extract().map_err(describe_figment_error)
+    }
+}
+
+impl ServerSettings {
+    /// `[server]` of the config at `path` with the environment's overrides, as `serve` would run
+    /// it, without validating the providers (no secret file is read): what `healthcheck` needs
+    /// to find the listener, even while a reload is failing on a bad secret file.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Ok(RawSettings::from_toml_with_env(&text, env)?.server)
     }
 
-    /// The effective configuration as TOML (`check-config`'s printout), in a form that loads
-    /// again with the same settings: each client secret under the key it was set with, a file's
-    /// path as itself and an inline secret as `[redacted]`.
-    pub fn redacted_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    /// Where this process's own `/healthz` answers: `server.listen`, with an unspecified address
+    /// (`0.0.0.0`, `[::]`) probed on loopback of the same family, over HTTPS when `[server.tls]`
+    /// is set.
+    pub fn health_url(&self) -> Url {
+        let ip = match self.listen.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            }
+            ip => ip,
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let addr = SocketAddr::new(ip, self.listen.port());
+        let mut url =
+            Url::parse(&format!("{scheme}://localhost/healthz")).expect("a constant URL parses");
+        // An IP address and a port are always a valid host and port for http(s).
+        let _ = url.set_ip_host(addr.ip());
+        let _ = url.set_port(Some(addr.port()));
+        url
     }
 }
 

@@ -1187,18 +1187,75 @@ fn dockerfile_healthcheck_runs_the_binarys_healthcheck_subcommand() {
     assert!(healthcheck.contains("--timeout=3s"), "{healthcheck}");
 }
 
+#[test]
+fn dockerfile_serve_and_healthcheck_read_the_same_config_file() {
+    let dockerfile = repo_file("Dockerfile");
+    // Instructions, continuation lines joined.
+    let joined = dockerfile.replace("\\\n", " ");
+    let instruction = |name: &str| -> Vec<String> {
+        joined
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name} ")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let copied = instruction("COPY")
+        .into_iter()
+        .find_map(|l| {
+            l.strip_prefix("COPY config/default.toml ")
+                .map(|to| to.trim().to_owned())
+        })
+        .expect("the default config is copied in");
+    // KICK_PROXY_CONFIG names it, for both subcommands…
+    let env = instruction("ENV").join(" ");
+    assert!(
+        env.split_whitespace()
+            .any(|kv| kv == format!("KICK_PROXY_CONFIG={copied}")),
+        "ENV KICK_PROXY_CONFIG={copied} is not set: {env}"
+    );
+    // …and neither overrides it with a flag, or the HEALTHCHECK would probe another listener than
+    // the one a KICK_PROXY_CONFIG set at `docker run` moved.
+    for line in instruction("CMD")
+        .into_iter()
+        .chain(instruction("HEALTHCHECK"))
+        .chain(instruction("ENTRYPOINT"))
+    {
+        assert!(
+            !line.contains("--config") && !line.contains("--url"),
+            "{line}"
+        );
+    }
+    assert_eq!(instruction("CMD"), [r#"CMD ["serve"]"#]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests: `kick-oauth-proxy healthcheck`
 
 /// Runs `healthcheck --url URL` with a proxy in the environment that would break the check if it
 /// were used: the subcommand must go straight to the URL.
 async fn healthcheck(url: String) -> (std::process::Output, Duration) {
+    healthcheck_with(vec!["--url".to_owned(), url], Vec::new()).await
+}
+
+/// Runs `healthcheck ARGS` with `env` added to a clean `KICK_PROXY_*` environment and a proxy
+/// that would break the check if it were used.
+async fn healthcheck_with(
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+) -> (std::process::Output, Duration) {
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let output = Command::new(PROXY_BIN)
-            .args(["healthcheck", "--url", &url])
+        let mut command = Command::new(PROXY_BIN);
+        command.arg("healthcheck").args(&args);
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("KICK_PROXY_")) {
+            command.env_remove(key);
+        }
+        let output = command
+            .envs(env)
             .env("HTTP_PROXY", "http://127.0.0.1:9")
             .env("http_proxy", "http://127.0.0.1:9")
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("https_proxy", "http://127.0.0.1:9")
             .env("ALL_PROXY", "http://127.0.0.1:9")
             .env_remove("NO_PROXY")
             .env_remove("no_proxy")
@@ -1293,5 +1350,187 @@ async fn healthcheck_gives_up_after_2_seconds_on_a_server_that_never_answers() {
     assert!(
         elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(3),
         "took {elapsed:?}, expected the 2 s deadline: {line}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: `healthcheck` finds the listener in the config `serve` runs with
+
+/// A provider table `healthcheck` must not need: its secret file does not exist.
+const PROVIDER_WITHOUT_SECRET: &str = r#"
+[providers.kick]
+client_id = "01KCLIENT"
+client_secret_file = "/nonexistent/kick_client_secret"
+allowed_redirect_uris = ["http://localhost:1420/auth/callback"]
+"#;
+
+/// The real proxy on a free loopback port, `server_extra` added to its `[server]` table; it
+/// stops when the test's runtime ends.
+async fn serve_on_a_free_port(server_extra: &str) -> std::net::SocketAddr {
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{server_extra}\n\
+         [providers.kick]\nclient_id = \"01KCLIENT\"\nclient_secret = \"test-secret\"\n\
+         allowed_redirect_uris = [\"http://localhost:1420/auth/callback\"]\n"
+    );
+    let settings = Settings::from_toml_with_env(&toml, []).expect("valid test config");
+    let app = kick_oauth_proxy::startup::Application::build(settings)
+        .await
+        .expect("the proxy starts");
+    let addr = app.local_addr();
+    assert_ne!(
+        addr.port(),
+        8080,
+        "the test needs a port other than the default"
+    );
+    tokio::spawn(app.run_until(std::future::pending()));
+    addr
+}
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn healthcheck_probes_the_port_the_config_listens_on_via_loopback() {
+    let addr = serve_on_a_free_port("").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"0.0.0.0:{}\"\n{PROVIDER_WITHOUT_SECRET}",
+            addr.port()
+        ),
+    );
+    let (output, _) = healthcheck_with(vec!["--config".to_owned(), config], Vec::new()).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    assert!(
+        line.contains(&format!(
+            "GET http://127.0.0.1:{}/healthz -> 200",
+            addr.port()
+        )),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_follows_kick_proxy_config_and_the_listen_override_as_the_image_sets_them() {
+    let addr = serve_on_a_free_port("").await;
+    // The image's setup: KICK_PROXY_CONFIG names the shipped config (port 8080), and the operator
+    // moves the listener with KICK_PROXY_SERVER__LISTEN; no flags.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
+    let env = vec![
+        ("KICK_PROXY_CONFIG", shipped.to_owned()),
+        (
+            "KICK_PROXY_SERVER__LISTEN",
+            format!("0.0.0.0:{}", addr.port()),
+        ),
+    ];
+    let (output, _) = healthcheck_with(Vec::new(), env).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", addr.port())),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_from_the_config_exits_1_when_nothing_listens_there() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{PROVIDER_WITHOUT_SECRET}"),
+    );
+    let (output, _) = healthcheck_with(vec!["--config".to_owned(), config], Vec::new()).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(
+        line.starts_with(&format!("unhealthy: GET http://127.0.0.1:{port}/healthz")),
+        "{line}"
+    );
+
+    // A config that does not load is unhealthy too, in one line.
+    let broken = write_config(dir.path(), "[server]\nlisten = \"not an address\"\n");
+    let (output, _) = healthcheck_with(vec!["--config".to_owned(), broken], Vec::new()).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(line.contains("server.listen"), "{line}");
+}
+
+#[tokio::test]
+async fn healthcheck_probes_a_tls_listener_over_https() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Issued for the public host name, as in production: probing by address cannot match it.
+    let generated = rcgen::generate_simple_self_signed(vec!["proxy.example.com".to_owned()])
+        .expect("certificate");
+    std::fs::write(dir.path().join("tls.crt"), generated.cert.pem()).expect("write");
+    std::fs::write(
+        dir.path().join("tls.key"),
+        generated.signing_key.serialize_pem(),
+    )
+    .expect("write");
+    let tls = format!(
+        "[server.tls]\ncert_file = \"{0}/tls.crt\"\nkey_file = \"{0}/tls.key\"\n",
+        dir.path().display()
+    );
+    let addr = serve_on_a_free_port(&tls).await;
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"0.0.0.0:{}\"\n{tls}{PROVIDER_WITHOUT_SECRET}",
+            addr.port()
+        ),
+    );
+    let (output, _) = healthcheck_with(vec!["--config".to_owned(), config], Vec::new()).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    assert!(
+        line.contains(&format!(
+            "GET https://127.0.0.1:{}/healthz -> 200",
+            addr.port()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_health_url_is_the_listen_address_with_unspecified_addresses_on_loopback() {
+    use kick_oauth_proxy::config::ServerSettings;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (listen, tls, expected) in [
+        ("0.0.0.0:9000", "", "http://127.0.0.1:9000/healthz"),
+        ("[::]:9000", "", "http://[::1]:9000/healthz"),
+        ("10.1.2.3:8081", "", "http://10.1.2.3:8081/healthz"),
+        ("[2001:db8::5]:443", "", "http://[2001:db8::5]:443/healthz"),
+        (
+            "0.0.0.0:8443",
+            "[server.tls]\ncert_file = \"/c\"\nkey_file = \"/k\"\n",
+            "https://127.0.0.1:8443/healthz",
+        ),
+    ] {
+        let config = write_config(
+            dir.path(),
+            &format!("[server]\nlisten = \"{listen}\"\n{tls}"),
+        );
+        let server = ServerSettings::load_with_env(Path::new(&config), []).expect(listen);
+        assert_eq!(server.health_url().as_str(), expected);
+    }
+    // The environment wins over the file, as for `serve`.
+    let config = write_config(dir.path(), "[server]\nlisten = \"0.0.0.0:8080\"\n");
+    let env = [(
+        "KICK_PROXY_SERVER__LISTEN".to_owned(),
+        "127.0.0.1:9999".to_owned(),
+    )];
+    let server = ServerSettings::load_with_env(Path::new(&config), env).expect("loads");
+    assert_eq!(
+        server.health_url().as_str(),
+        "http://127.0.0.1:9999/healthz"
     );
 }
