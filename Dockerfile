@@ -3,10 +3,14 @@
 # non-root, with the default config copied in and the client secret mounted as a file.
 #
 #   docker build -t kick-oauth-proxy .
+#   sudo chown 65532:65532 kick_client_secret && sudo chmod 0400 kick_client_secret
 #   docker run -p 8080:8080 \
 #     -e KICK_PROXY_PROVIDERS__KICK__CLIENT_ID=01K... \
-#     -v /path/to/kick_client_secret:/run/secrets/kick_client_secret:ro \
+#     -v "$PWD/kick_client_secret:/run/secrets/kick_client_secret:ro" \
 #     kick-oauth-proxy
+#
+# The proxy runs as uid 65532 and a bind mount keeps the host file's owner and mode: a root-owned
+# 0600 secret file is unreadable inside (exit 2, "permission denied"). README: Deploying.
 
 ARG RUST_VERSION=1.95
 

@@ -985,7 +985,12 @@ const MAX_CA_FILE: u64 = 1024 * 1024;
 /// is refused instead of blocking start-up or a reload, or filling memory.
 fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let cannot = |e: std::io::Error| format!("cannot read: {}", e.kind());
+    let cannot = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!("cannot read: permission denied{}", reader_identity())
+        }
+        kind => format!("cannot read: {kind}"),
+    };
     let metadata = std::fs::metadata(path).map_err(cannot)?;
     if !metadata.is_file() {
         return Err("not a regular file".to_owned());
@@ -1001,6 +1006,30 @@ fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
         return Err(format!("larger than {limit} bytes"));
     }
     Ok(bytes)
+}
+
+/// ` (this process runs as uid U, gid G: …)`, for a file it may not read: in the container that
+/// is uid 65532, and a root-owned 0600 file on the host is what it meets. Empty where
+/// `/proc/self/status` is not there to say.
+fn reader_identity() -> String {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return String::new();
+    };
+    // `Uid:\treal\teffective\tsaved\tfs`: files are opened with the effective ids.
+    let effective = |field: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    match (effective("Uid:"), effective("Gid:")) {
+        (Some(uid), Some(gid)) => format!(
+            " (this process runs as uid {uid}, gid {gid}: the file must be readable by one of them, \
+             and its directories searchable)"
+        ),
+        _ => String::new(),
+    }
 }
 
 fn read_secret_file(path: &Path) -> Result<String, String> {

@@ -1187,6 +1187,51 @@ fn dockerfile_healthcheck_runs_the_binarys_healthcheck_subcommand() {
     assert!(healthcheck.contains("--timeout=3s"), "{healthcheck}");
 }
 
+/// The README's container example gives the secret file to the image's user before mounting it
+/// where the image's config reads it (a root-owned 0600 file is unreadable to uid 65532:
+/// `tests/api/config.rs` shows the refusal and that this fix works).
+#[test]
+fn readme_docker_run_mounts_a_secret_file_the_image_user_can_read() {
+    let dockerfile = repo_file("Dockerfile");
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l.trim() == "USER nonroot:nonroot")
+            && dockerfile.contains(":nonroot AS runtime"),
+        "the image runs as distroless nonroot, uid {NONROOT_UID}"
+    );
+    let readme = repo_file("README.md");
+    let block = readme
+        .split("```")
+        .find(|block| block.starts_with("sh\n") && block.contains("docker run"))
+        .expect("a sh block with docker run");
+    let mount = block
+        .split_whitespace()
+        .find_map(|word| {
+            word.trim_matches('"')
+                .strip_prefix("$PWD/kick_client_secret:")
+        })
+        .expect("the block mounts ./kick_client_secret");
+    let target = mount.trim_end_matches(":ro");
+    let config: toml::Table = repo_file("config/default.toml")
+        .parse()
+        .expect("default.toml");
+    assert_eq!(
+        config["providers"]["kick"]["client_secret_file"].as_str(),
+        Some(target),
+        "mounted where the image's config reads the secret"
+    );
+    let chown = block.find(&format!(
+        "chown {NONROOT_UID}:{NONROOT_UID} kick_client_secret"
+    ));
+    let run = block.find("docker run");
+    assert!(
+        chown.is_some() && chown < run,
+        "the file is given to uid {NONROOT_UID} before docker run: {block}"
+    );
+    assert!(block.contains("chmod 0400 kick_client_secret"), "{block}");
+}
+
 #[test]
 fn dockerfile_serve_and_healthcheck_read_the_same_config_file() {
     let dockerfile = repo_file("Dockerfile");

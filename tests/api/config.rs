@@ -93,6 +93,82 @@ fn config_refuses_an_unreadable_secret_file() {
     refused(&toml, "providers.kick.client_secret_file");
 }
 
+/// `check-config` on a config whose `client_secret_file` is a 0600 file owned by someone else: the
+/// README's `docker run` case (a root-owned secret mounted into a container running as uid
+/// 65532). As root the binary runs as 65532 (`setpriv`); as anyone else the file is made mode
+/// 000. The refusal names the ids that could not read it; giving the file to them (as the README
+/// says) makes the same config load.
+#[test]
+fn an_unreadable_secret_file_is_refused_naming_the_uid_and_gid_that_could_not_read_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    const NONROOT: u32 = 65532;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let secret = dir.path().join("kick_client_secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).expect("write");
+    let config = dir.path().join("proxy.toml");
+    let toml = base().replace(
+        &format!("client_secret = \"{SECRET}\""),
+        &format!("client_secret_file = \"{}\"", secret.display()),
+    );
+    std::fs::write(&config, toml).expect("write");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let me = std::fs::metadata(&secret).expect("stat");
+    let as_root = me.uid() == 0;
+
+    let check_config = || {
+        let mut command = if as_root {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={NONROOT}"),
+                format!("--regid={NONROOT}"),
+                "--clear-groups".to_owned(),
+                env!("CARGO_BIN_EXE_kick-oauth-proxy").to_owned(),
+            ]);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+        };
+        let output = command
+            .args(["check-config", "--config", config.to_str().expect("utf8")])
+            .output()
+            .expect("check-config runs (as root: setpriv from util-linux is needed)");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!all.contains(SECRET), "{all}");
+        (output.status.code(), all)
+    };
+
+    let (uid, gid) = if as_root {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        (NONROOT, NONROOT)
+    } else {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        (me.uid(), me.gid())
+    };
+    let (code, all) = check_config();
+    assert_eq!(code, Some(2), "{all}");
+    assert!(
+        all.contains("`providers.kick.client_secret_file`")
+            && all.contains("cannot read: permission denied")
+            && all.contains(&format!("uid {uid}, gid {gid}")),
+        "{all}"
+    );
+
+    // The fix the README gives: the file belongs to (or is readable by) the reader.
+    if as_root {
+        std::os::unix::fs::chown(&secret, Some(NONROOT), Some(NONROOT)).expect("chown");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    } else {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    }
+    let (code, all) = check_config();
+    assert_eq!(code, Some(0), "{all}");
+}
+
 /// Files that are not small regular files: refused at once (a FIFO with no writer would block
 /// start-up or a SIGHUP reload forever, `/dev/zero` would fill memory).
 fn hostile_files(dir: &std::path::Path) -> Vec<(&'static str, std::path::PathBuf)> {
