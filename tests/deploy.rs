@@ -34,14 +34,25 @@ macro_rules! ensure {
 struct Files(BTreeMap<String, String>);
 
 impl Files {
+    /// Every manifest, by its path under deploy/kubernetes: `deployment.yaml`, and one level of
+    /// optional kustomize components, `monitoring/servicemonitor.yaml`.
     fn shipped() -> Self {
         let mut files = BTreeMap::new();
+        let yaml = |path: &Path| path.extension().is_some_and(|e| e == "yaml" || e == "yml");
         for entry in std::fs::read_dir(DEPLOY_DIR).expect("deploy/kubernetes exists") {
             let path = entry.expect("readable directory").path();
-            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                let name = file_name(&path);
+            if yaml(&path) {
                 let text = std::fs::read_to_string(&path).expect("readable manifest");
-                files.insert(name, text);
+                files.insert(file_name(&path), text);
+            } else if path.is_dir() {
+                let dir = file_name(&path);
+                for entry in std::fs::read_dir(&path).expect("readable component") {
+                    let path = entry.expect("readable directory").path();
+                    if yaml(&path) {
+                        let text = std::fs::read_to_string(&path).expect("readable manifest");
+                        files.insert(format!("{dir}/{}", file_name(&path)), text);
+                    }
+                }
             }
         }
         Self(files)
@@ -89,10 +100,12 @@ fn file_name(path: &Path) -> String {
         .to_owned()
 }
 
-/// Every parsed Kubernetes object (the kustomization apart).
+/// Every parsed Kubernetes object (the kustomizations apart).
 struct Manifests {
     docs: Vec<Doc>,
     kustomization: Yaml,
+    /// Optional kustomize components: directory → its `kustomization.yaml`.
+    components: BTreeMap<String, Yaml>,
 }
 
 struct Doc {
@@ -113,6 +126,7 @@ impl Manifests {
     fn parse(files: &Files, problems: &mut Vec<String>) -> Self {
         let mut docs = Vec::new();
         let mut kustomization = Yaml::BadValue;
+        let mut components = BTreeMap::new();
         for (file, text) in &files.0 {
             let parsed = match YamlLoader::load_from_str(text) {
                 Ok(parsed) => parsed,
@@ -124,6 +138,8 @@ impl Manifests {
             for yaml in parsed.into_iter().filter(|y| !y.is_null()) {
                 if file == KUSTOMIZATION {
                     kustomization = yaml;
+                } else if let Some(dir) = file.strip_suffix(&format!("/{KUSTOMIZATION}")) {
+                    components.insert(dir.to_owned(), yaml);
                 } else {
                     docs.push(Doc {
                         file: file.clone(),
@@ -135,6 +151,7 @@ impl Manifests {
         Self {
             docs,
             kustomization,
+            components,
         }
     }
 
@@ -214,11 +231,33 @@ fn problems(files: &Files) -> Vec<String> {
     let pod = Pod::of(deployment);
     let config = Config::check(&m, &pod, &mut p);
     check_deployment(&m, deployment, &pod, config.as_ref(), &mut p);
-    check_service(&m, &pod, &mut p);
+    check_services(&m, &pod, &mut p);
     check_ingress(&m, &mut p);
     check_autoscaling(&m, deployment, &pod, &mut p);
     check_network_policy(&m, &pod, config.as_ref(), &mut p);
+    check_metrics(&m, &pod, config.as_ref(), &mut p);
     p
+}
+
+/// The HPA that scales `deployment`, if one does.
+fn hpa_of<'a>(m: &'a Manifests, deployment: &Yaml) -> Option<&'a Yaml> {
+    let name = text(&deployment["metadata"]["name"]);
+    m.of_kind("HorizontalPodAutoscaler")
+        .into_iter()
+        .map(|d| &d.yaml)
+        .find(|hpa| {
+            let target = &hpa["spec"]["scaleTargetRef"];
+            text(&target["kind"]) == "Deployment" && text(&target["name"]) == name
+        })
+}
+
+/// The fewest pods there will be: the HPA's `minReplicas` when one scales the Deployment, else
+/// its `replicas` (1 when absent).
+fn replica_floor(m: &Manifests, deployment: &Yaml) -> i64 {
+    match hpa_of(m, deployment) {
+        Some(hpa) => hpa["spec"]["minReplicas"].as_i64().unwrap_or(1),
+        None => deployment["spec"]["replicas"].as_i64().unwrap_or(1),
+    }
 }
 
 fn check_documents(m: &Manifests, p: &mut Vec<String>) {
@@ -276,7 +315,7 @@ fn check_kustomization(files: &Files, m: &Manifests, p: &mut Vec<String>) {
         .0
         .keys()
         .map(String::as_str)
-        .filter(|f| *f != KUSTOMIZATION && !f.contains(".example."))
+        .filter(|f| *f != KUSTOMIZATION && !f.contains(".example.") && !f.contains('/'))
         .collect();
     for missing in expected.difference(&listed) {
         p.push(format!(
@@ -290,6 +329,40 @@ fn check_kustomization(files: &Files, m: &Manifests, p: &mut Vec<String>) {
             ));
         }
     }
+    // A component is opt-in: each lists exactly the files of its directory.
+    for (dir, component) in &m.components {
+        ensure!(
+            p,
+            text(&component["kind"]) == "Component"
+                && text(&component["apiVersion"]) == "kustomize.config.k8s.io/v1alpha1",
+            "{dir}/{KUSTOMIZATION}: not a kustomize Component (kustomize.config.k8s.io/v1alpha1)"
+        );
+        let listed: BTreeSet<String> = list(&component["resources"])
+            .iter()
+            .map(|r| format!("{dir}/{}", text(r)))
+            .collect();
+        let present: BTreeSet<String> = files
+            .0
+            .keys()
+            .filter(|f| f.starts_with(&format!("{dir}/")) && !f.ends_with(KUSTOMIZATION))
+            .cloned()
+            .collect();
+        ensure!(
+            p,
+            listed == present,
+            "{dir}/{KUSTOMIZATION}: lists {listed:?}, the directory holds {present:?}"
+        );
+    }
+    // The Prometheus Operator's CRD may not exist: a ServiceMonitor in the base would make the
+    // whole `kubectl apply -k` fail there.
+    for doc in m.docs.iter().filter(|d| d.kind() == "ServiceMonitor") {
+        ensure!(
+            p,
+            doc.file.contains('/'),
+            "{}: a ServiceMonitor in the base; keep it in the optional monitoring component",
+            doc.file
+        );
+    }
 }
 
 /// The pod template's parts most checks need.
@@ -297,6 +370,7 @@ struct Pod<'a> {
     spec: &'a Yaml,
     container: &'a Yaml,
     labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
 }
 
 impl<'a> Pod<'a> {
@@ -307,6 +381,7 @@ impl<'a> Pod<'a> {
             spec,
             container: &spec["containers"][0],
             labels: string_map(&template["metadata"]["labels"]),
+            annotations: string_map(&template["metadata"]["annotations"]),
         }
     }
 
@@ -499,12 +574,22 @@ fn check_deployment(
     config: Option<&Config>,
     p: &mut Vec<String>,
 ) {
-    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
-    ensure!(
-        p,
-        replicas >= 2,
-        "deployment: replicas {replicas} < 2: one pod is an outage on every drain"
-    );
+    let replicas = &deployment["spec"]["replicas"];
+    if hpa_of(m, deployment).is_some() {
+        // kubectl apply would set the count again each time, undoing the HPA's scaling.
+        ensure!(
+            p,
+            replicas.is_badvalue(),
+            "deployment: spec.replicas is set while an HPA scales it: every apply resets the count"
+        );
+    } else {
+        let replicas = replicas.as_i64().unwrap_or(1);
+        ensure!(
+            p,
+            replicas >= 2,
+            "deployment: replicas {replicas} < 2: one pod is an outage on every drain"
+        );
+    }
     ensure!(
         p,
         selects(&deployment["spec"]["selector"]["matchLabels"], &pod.labels),
@@ -756,24 +841,33 @@ fn key_at(volume: &Yaml, source: &str, file: &str) -> String {
         .unwrap_or_default()
 }
 
-fn check_service(m: &Manifests, pod: &Pod, p: &mut Vec<String>) {
-    let Some(service) = m.one("Service", p) else {
-        return;
-    };
-    let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP");
-    ensure!(
-        p,
-        kind == "ClusterIP",
-        "service: type {kind}, not ClusterIP: the proxy must be reached through the TLS ingress only"
-    );
-    ensure!(
-        p,
-        selects(&service["spec"]["selector"], &pod.labels),
-        "service: selector does not match the pods"
-    );
-    let ok = list(&service["spec"]["ports"])
-        .iter()
-        .any(|port| port["port"].as_i64() == Some(80) && text(&port["targetPort"]) == "http");
+/// A Service port reaching the container port named `name` (by name, or by its number).
+fn targets(port: &Yaml, name: &str, number: Option<i64>) -> bool {
+    text(&port["targetPort"]) == name || (number.is_some() && port["targetPort"].as_i64() == number)
+}
+
+fn check_services(m: &Manifests, pod: &Pod, p: &mut Vec<String>) {
+    let services = m.of_kind("Service");
+    ensure!(p, !services.is_empty(), "service: there is none");
+    for service in &services {
+        let (name, service) = (service.name(), &service.yaml);
+        let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP");
+        ensure!(
+            p,
+            kind == "ClusterIP",
+            "service: type {kind}, not ClusterIP: {name} must be reached through the TLS ingress only"
+        );
+        ensure!(
+            p,
+            selects(&service["spec"]["selector"], &pod.labels),
+            "service: selector does not match the pods ({name})"
+        );
+    }
+    let ok = services.iter().any(|service| {
+        list(&service.yaml["spec"]["ports"])
+            .iter()
+            .any(|port| port["port"].as_i64() == Some(80) && text(&port["targetPort"]) == "http")
+    });
     ensure!(
         p,
         ok,
@@ -801,11 +895,6 @@ fn check_ingress(m: &Manifests, p: &mut Vec<String>) {
         !tls_hosts.is_empty(),
         "ingress: no tls entry with hosts and a secretName"
     );
-    let service = m
-        .of_kind("Service")
-        .first()
-        .map(|d| d.name())
-        .unwrap_or_default();
     for rule in list(&spec["rules"]) {
         let host = text(&rule["host"]);
         ensure!(
@@ -815,12 +904,29 @@ fn check_ingress(m: &Manifests, p: &mut Vec<String>) {
         );
         for path in list(&rule["http"]["paths"]) {
             let backend = &path["backend"]["service"];
+            let name = text(&backend["name"]);
+            let ports = m
+                .named("Service", name)
+                .map(|s| list(&s["spec"]["ports"]))
+                .unwrap_or_default();
+            let routed = ports.iter().find(|port| {
+                (text(&backend["port"]["name"]) == text(&port["name"])
+                    && !text(&port["name"]).is_empty())
+                    || (backend["port"]["number"].as_i64().is_some()
+                        && backend["port"]["number"] == port["port"])
+            });
             ensure!(
                 p,
-                text(&backend["name"]) == service
-                    && (text(&backend["port"]["name"]) == "http"
-                        || backend["port"]["number"].as_i64() == Some(80)),
-                "ingress: a path does not route to Service {service} port http"
+                routed.is_some_and(|port| text(&port["targetPort"]) == "http"),
+                "ingress: a path does not route to a Service port targeting http (Service {name:?})"
+            );
+            // Whatever Service the Ingress reaches must not also reach the admin listener.
+            ensure!(
+                p,
+                !ports
+                    .iter()
+                    .any(|port| text(&port["targetPort"]) == "metrics"),
+                "ingress: routes to Service {name}, which also exposes the metrics port"
             );
         }
     }
@@ -844,7 +950,7 @@ fn check_ingress(m: &Manifests, p: &mut Vec<String>) {
 
 fn check_autoscaling(m: &Manifests, deployment: &Yaml, pod: &Pod, p: &mut Vec<String>) {
     let name = text(&deployment["metadata"]["name"]);
-    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    let replicas = replica_floor(m, deployment);
     if let Some(hpa) = m.one("HorizontalPodAutoscaler", p) {
         let spec = &hpa["spec"];
         ensure!(
@@ -974,6 +1080,92 @@ fn check_network_policy(m: &Manifests, pod: &Pod, config: Option<&Config>, p: &m
     }
 }
 
+/// The admin listener (`GET /metrics`, `server.admin_listen`) can be scraped: a container port
+/// named metrics on its port, the pod's `prometheus.io/*` annotations, a Service for it, the
+/// NetworkPolicy letting Prometheus in, and (optional component) a ServiceMonitor on that Service.
+fn check_metrics(m: &Manifests, pod: &Pod, config: Option<&Config>, p: &mut Vec<String>) {
+    let Some(admin) = config.and_then(|c| c.settings.server.admin_listen) else {
+        return;
+    };
+    let admin = i64::from(admin.port());
+    let port = list(&pod.container["ports"])
+        .iter()
+        .find(|x| text(&x["name"]) == "metrics");
+    ensure!(
+        p,
+        port.is_some_and(|x| x["containerPort"].as_i64() == Some(admin)),
+        "deployment: no containerPort named metrics on server.admin_listen's port {admin}"
+    );
+    for (key, want) in [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/port", admin.to_string()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+    ] {
+        ensure!(
+            p,
+            pod.annotations.get(key) == Some(&want),
+            "deployment: pod annotation {key} is not {want:?} (annotation-based Prometheus discovery)"
+        );
+    }
+
+    let metrics_services: Vec<&Doc> = m
+        .of_kind("Service")
+        .into_iter()
+        .filter(|s| {
+            list(&s.yaml["spec"]["ports"])
+                .iter()
+                .any(|x| targets(x, "metrics", Some(admin)))
+        })
+        .collect();
+    ensure!(
+        p,
+        !metrics_services.is_empty(),
+        "service: no Service exposes the metrics port (server.admin_listen, {admin})"
+    );
+    for monitor in m.of_kind("ServiceMonitor") {
+        let monitor = &monitor.yaml;
+        ensure!(
+            p,
+            text(&monitor["apiVersion"]) == "monitoring.coreos.com/v1",
+            "servicemonitor: apiVersion is not monitoring.coreos.com/v1"
+        );
+        let selector = &monitor["spec"]["selector"]["matchLabels"];
+        let port_names: BTreeSet<&str> = metrics_services
+            .iter()
+            .filter(|s| selects(selector, &string_map(&s.yaml["metadata"]["labels"])))
+            .flat_map(|s| list(&s.yaml["spec"]["ports"]))
+            .filter(|x| targets(x, "metrics", Some(admin)))
+            .map(|x| text(&x["name"]))
+            .collect();
+        ensure!(
+            p,
+            !port_names.is_empty(),
+            "servicemonitor: selector matches no Service exposing the metrics port"
+        );
+        let endpoints = list(&monitor["spec"]["endpoints"]);
+        ensure!(
+            p,
+            !endpoints.is_empty()
+                && endpoints.iter().all(|e| {
+                    port_names.contains(text(&e["port"])) && text(&e["path"]) == "/metrics"
+                }),
+            "servicemonitor: an endpoint is not GET /metrics on the metrics Service's port {port_names:?}"
+        );
+    }
+    if let Some(policy) = m.of_kind("NetworkPolicy").first() {
+        let admitted = list(&policy.yaml["spec"]["ingress"]).iter().any(|rule| {
+            list(&rule["ports"])
+                .iter()
+                .any(|x| x["port"].as_i64() == Some(admin))
+        });
+        ensure!(
+            p,
+            admitted,
+            "networkpolicy: no ingress rule admits the metrics port {admin}: Prometheus cannot scrape"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests: the manifests
 
@@ -1029,7 +1221,10 @@ const REGRESSIONS: &[(&str, &str, &str, bool, &str)] = &[
     ("pdb.yaml", "namespace: kick-oauth-proxy", "namespace: default", false, "metadata.namespace"),
     ("kustomization.yaml", "  - hpa.yaml\n", "", false, "does not list hpa.yaml"),
     ("kustomization.yaml", "  - pdb.yaml\n", "  - pdb.yaml\n  - secret.example.yaml\n", false, "overwrite the real Secret"),
-    ("deployment.yaml", "replicas: 2", "replicas: 1", false, "replicas 1 < 2"),
+    ("deployment.yaml", "  revisionHistoryLimit: 5", "  replicas: 2\n  revisionHistoryLimit: 5", false, "every apply resets the count"),
+    ("kustomization.yaml", "  - service-metrics.yaml\n", "", false, "does not list service-metrics.yaml"),
+    ("monitoring/kustomization.yaml", "  - servicemonitor.yaml\n", "", false, "the directory holds"),
+    ("monitoring/kustomization.yaml", "kind: Component", "kind: Kustomization", false, "not a kustomize Component"),
     ("deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", false, "readOnlyRootFilesystem"),
     ("deployment.yaml", "            readOnlyRootFilesystem: true\n", "", false, "readOnlyRootFilesystem"),
     ("deployment.yaml", "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", false, "allowPrivilegeEscalation"),
@@ -1064,6 +1259,18 @@ const REGRESSIONS: &[(&str, &str, &str, bool, &str)] = &[
     ("deployment.yaml", "containerPort: 8080", "containerPort: 9090", false, "server.listen"),
     ("deployment.yaml", "topologyKey: kubernetes.io/hostname", "topologyKey: example.com/rack", false, "across nodes"),
     ("service.yaml", "targetPort: http", "targetPort: 8080", false, "targetPort"),
+    ("service.yaml", "      protocol: TCP\n", "      protocol: TCP\n    - name: metrics\n      port: 9090\n      targetPort: metrics\n", false, "also exposes the metrics port"),
+    ("service-metrics.yaml", "targetPort: metrics", "targetPort: http", false, "no Service exposes the metrics port"),
+    ("service-metrics.yaml", "type: ClusterIP", "type: NodePort", false, "not ClusterIP"),
+    ("deployment.yaml", "containerPort: 9090", "containerPort: 9091", false, "containerPort named metrics"),
+    ("deployment.yaml", "prometheus.io/scrape: \"true\"", "prometheus.io/scrape: \"false\"", false, "prometheus.io/scrape"),
+    ("deployment.yaml", "prometheus.io/port: \"9090\"", "prometheus.io/port: \"8080\"", false, "prometheus.io/port"),
+    ("deployment.yaml", "prometheus.io/path: /metrics", "prometheus.io/path: /", false, "prometheus.io/path"),
+    ("monitoring/servicemonitor.yaml", "    - port: metrics", "    - port: http", false, "servicemonitor: an endpoint"),
+    ("monitoring/servicemonitor.yaml", "path: /metrics", "path: /healthz", false, "servicemonitor: an endpoint"),
+    ("monitoring/servicemonitor.yaml", "      app.kubernetes.io/component: metrics", "      app.kubernetes.io/component: web", false, "servicemonitor: selector"),
+    ("monitoring/servicemonitor.yaml", "namespace: kick-oauth-proxy", "namespace: monitoring", false, "metadata.namespace"),
+    ("networkpolicy.yaml", "      ports:\n        - protocol: TCP\n          port: 9090\n", "      ports:\n        - protocol: TCP\n          port: 8080\n", false, "admits the metrics port"),
     ("service.yaml", "type: ClusterIP", "type: LoadBalancer", false, "not ClusterIP"),
     ("service.yaml", "  selector:\n    app.kubernetes.io/name: kick-oauth-proxy", "  selector:\n    app.kubernetes.io/name: other", false, "service: selector"),
     ("ingress.yaml", "  tls:\n    - hosts:\n        - proxy.example.com\n      secretName: kick-oauth-proxy-tls\n", "", false, "no tls"),
@@ -1082,6 +1289,46 @@ const REGRESSIONS: &[(&str, &str, &str, bool, &str)] = &[
     ("networkpolicy.yaml", "port: 8080", "port: 9000", false, "opens more than port 8080"),
     ("networkpolicy.yaml", "        - namespaceSelector:", "        - ipBlock:\n            cidr: 0.0.0.0/0\n        - namespaceSelector:", false, "admits more"),
 ];
+
+/// The READMEs summarise the NetworkPolicy in one line each: they name every port it admits, and
+/// the HTTPS egress.
+#[test]
+fn readme_network_policy_summaries_name_every_port_the_policy_opens() {
+    let mut p = Vec::new();
+    let m = Manifests::parse(&Files::filled_in(), &mut p);
+    let policy = m.one("NetworkPolicy", &mut p).expect("a NetworkPolicy");
+    let mut ports: BTreeSet<i64> = list(&policy["spec"]["ingress"])
+        .iter()
+        .flat_map(|rule| list(&rule["ports"]))
+        .filter_map(|x| x["port"].as_i64())
+        .collect();
+    ports.insert(443);
+    assert!(ports.len() >= 3, "{ports:?}");
+
+    let one_line = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let readme = one_line(&repo_file("README.md"));
+    let main = readme
+        .split_once("NetworkPolicy (in:")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(summary, _)| summary.to_owned())
+        .expect("README: `NetworkPolicy (in: …)`");
+    let kubernetes = repo_file("deploy/kubernetes/README.md")
+        .lines()
+        .find(|l| l.starts_with("| `networkpolicy.yaml` |"))
+        .expect("deploy/kubernetes/README.md: the networkpolicy.yaml row")
+        .to_owned();
+    for (readme, summary) in [
+        ("README.md", main),
+        ("deploy/kubernetes/README.md", kubernetes),
+    ] {
+        for port in &ports {
+            assert!(
+                summary.contains(&port.to_string()),
+                "{readme}: the NetworkPolicy summary does not name port {port}: {summary}"
+            );
+        }
+    }
+}
 
 #[test]
 fn every_manifest_regression_is_caught() {
