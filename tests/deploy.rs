@@ -1,6 +1,7 @@
 //! Offline checks of what ships the proxy: `deploy/kubernetes/` (parsed, cross-checked against the
 //! ConfigMap's `config.toml` run through the real config validation), the release workflow, the
-//! Dockerfile's `HEALTHCHECK`, and the `healthcheck` subcommand it runs. No kubectl, no network.
+//! Dockerfile's `HEALTHCHECK`, the `healthcheck` subcommand it runs, the README's deployment notes
+//! and the scripts CI runs. No kubectl, no network.
 //!
 //! The manifest checks collect problems instead of panicking, so `every_manifest_regression_is_caught`
 //! can break the shipped files one way at a time and prove each check fails when it should.
@@ -1825,4 +1826,41 @@ fn the_health_url_is_the_listen_address_with_unspecified_addresses_on_loopback()
         server.health_url().as_str(),
         "http://127.0.0.1:9999/healthz"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: the scripts CI and the benchmark run
+
+/// No script assumes where cargo builds (`CARGO_TARGET_DIR` or `build.target-dir` may move it off
+/// `./target`) or listens on a fixed port (two runs on one machine would collide): they ask cargo
+/// for its paths and let the servers bind port 0.
+#[test]
+fn scripts_use_cargos_target_dir_and_no_fixed_ports() {
+    for script in [
+        ".ci/run",
+        "scripts/schemathesis.sh",
+        "scripts/schemathesis.toml",
+        "bench/run.sh",
+        "bench/bench.py",
+    ] {
+        for (n, line) in repo_file(script).lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with('#') {
+                continue;
+            }
+            let at = format!("{script}:{}: {line}", n + 1);
+            assert!(!code.contains("target/"), "a path under target/: {at}");
+            for listen in code.match_indices("127.0.0.1:") {
+                let port = &code[listen.0 + listen.1.len()..];
+                assert!(
+                    !port.starts_with(|c: char| c.is_ascii_digit() && c != '0'),
+                    "a fixed port: {at}"
+                );
+            }
+            for default in code.match_indices("PORT:-") {
+                let port = &code[default.0 + default.1.len()..];
+                assert!(port.starts_with("0}"), "a fixed default port: {at}");
+            }
+        }
+    }
 }
