@@ -476,12 +476,20 @@ fn serve_and_check_config_exit_non_zero_naming_the_key_without_printing_the_secr
     }
 }
 
-/// Every `"replace-with-…"` value in the shipped config and manifests, with the key it is given to
-/// (`client_id`, `client_secret`), commented-out examples included.
+/// Every `"replace-with-…"` value in the shipped config and under `deploy/`, with the key it is
+/// given to (`client_id`, `client_secret`), commented-out examples included.
 fn shipped_placeholders() -> Vec<(String, String)> {
     let mut files = vec![std::path::PathBuf::from("config/default.toml")];
-    for entry in std::fs::read_dir("deploy/kubernetes").expect("deploy/kubernetes") {
-        files.push(entry.expect("entry").path());
+    let mut dirs = vec![std::path::PathBuf::from("deploy")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
     }
     let mut found = Vec::new();
     for file in files {
