@@ -356,54 +356,79 @@ fn preset(name: &str) -> Option<Preset> {
     }
 }
 
-/// One validated provider.
-#[derive(Debug, Clone, Serialize)]
+/// One validated provider. Its `Serialize` is `check-config`'s printout of the table: see
+/// [`Settings::redacted_toml`].
+#[derive(Debug, Clone)]
 pub struct ProviderSettings {
     /// The `{provider}` path segment and config table name.
-    #[serde(skip)]
     pub name: String,
     /// Name used in the 502 text ("Failed to communicate with Kick OAuth server"): the preset's
     /// (`Kick`, `Twitch`, `Google`), else the table name capitalised.
-    #[serde(skip)]
     pub display_name: String,
     /// The preset in force: `preset = "…"`, else the table name when it is one, else `generic`.
     pub preset: String,
     /// How the proxy authenticates at the token endpoint.
     pub client_auth: ClientAuth,
     /// How the revocation endpoint wants the token (from the preset).
-    #[serde(skip)]
     pub revoke_style: RevokeStyle,
     /// OAuth client id (public).
     pub client_id: String,
     /// OAuth client secret, from `client_secret` or `client_secret_file`.
-    #[serde(serialize_with = "redacted")]
     pub client_secret: ClientSecret,
-    /// Where the secret was read from, when it came from a file.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where the secret was read from, when it came from a file (else it was set inline).
     pub client_secret_file: Option<PathBuf>,
     /// During a rotation: the secret the provider will accept next, tried once when the current
     /// one is answered `invalid_client`, and then promoted.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "redacted_option"
-    )]
     pub next_client_secret: Option<ClientSecret>,
+    /// Where the next secret was read from, when it came from a file.
+    pub next_client_secret_file: Option<PathBuf>,
     /// `redirect_uri` values accepted byte for byte.
     pub allowed_redirect_uris: Vec<String>,
     /// The provider's token endpoint (RFC 6749 §3.2).
     pub token_url: Url,
     /// The provider's revocation endpoint (RFC 7009 §2), if it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub revoke_url: Option<Url>,
     /// One deadline for connect, send and the whole response body.
-    #[serde(rename = "timeout_secs", serialize_with = "as_secs")]
     pub timeout: Duration,
     /// PEM file of extra CA certificates the upstream client trusts besides its built-in roots.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// The certificates read from `ca_file` at validation (empty without one).
-    #[serde(skip)]
     pub ca_certificates: CaCertificates,
+}
+
+/// What `check-config` prints in place of an inline secret.
+const REDACTED: &str = "[redacted]";
+
+/// The table as an operator writes it, so the printout loads again: each secret under the one key
+/// it was set with, a file's path as itself, an inline secret as `[redacted]`; the preset's
+/// endpoints written out.
+impl Serialize for ProviderSettings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ProviderSettings", 11)?;
+        st.serialize_field("preset", &self.preset)?;
+        st.serialize_field("client_auth", &self.client_auth)?;
+        st.serialize_field("client_id", &self.client_id)?;
+        match &self.client_secret_file {
+            Some(path) => st.serialize_field("client_secret_file", path)?,
+            None => st.serialize_field("client_secret", REDACTED)?,
+        }
+        match (&self.next_client_secret_file, &self.next_client_secret) {
+            (Some(path), _) => st.serialize_field("next_client_secret_file", path)?,
+            (None, Some(_)) => st.serialize_field("next_client_secret", REDACTED)?,
+            (None, None) => {}
+        }
+        st.serialize_field("allowed_redirect_uris", &self.allowed_redirect_uris)?;
+        st.serialize_field("token_url", &self.token_url)?;
+        if let Some(url) = &self.revoke_url {
+            st.serialize_field("revoke_url", url)?;
+        }
+        st.serialize_field("timeout_secs", &self.timeout.as_secs())?;
+        if let Some(path) = &self.ca_file {
+            st.serialize_field("ca_file", path)?;
+        }
+        st.end()
+    }
 }
 
 /// Extra trust anchors for a provider's upstream client, from `ca_file`: parsed and checked once,
@@ -476,21 +501,6 @@ impl std::fmt::Debug for CaCertificates {
     }
 }
 
-fn redacted<S: Serializer, T>(_: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("[redacted]")
-}
-
-fn redacted_option<S: Serializer, T>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("[redacted]"),
-        None => s.serialize_none(),
-    }
-}
-
-fn as_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_secs())
-}
-
 impl Settings {
     /// Loads `path`, applies the process environment's `KICK_PROXY_*` overrides and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -510,6 +520,23 @@ impl Settings {
 
     /// Parses TOML text, applies the given `KICK_PROXY_*` variables and validates.
     pub fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        RawSettings::from_toml_with_env(text, env)?.validate()
+    }
+
+    /// The effective configuration as TOML (`check-config`'s printout), in a form that loads
+    /// again with the same settings: each client secret under the key it was set with, a file's
+    /// path as itself and an inline secret as `[redacted]`.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+impl RawSettings {
+    /// The TOML text with the `KICK_PROXY_*` overrides applied, before validation.
+    fn from_toml_with_env(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
@@ -542,13 +569,45 @@ impl Settings {
             let dotted = rest.to_ascii_lowercase().replace("__", ".");
             figment = figment.merge(Serialized::default(&dotted, env_value(&dotted, &value)));
         }
-        let raw: RawSettings = figment.extract().map_err(describe_figment_error)?;
-        raw.validate()
+        figment.extract().map_err(describe_figment_error)
+    }
+}
+
+impl ServerSettings {
+    /// `[server]` of the config at `path` with the environment's overrides, as `serve` would run
+    /// it, without validating the providers (no secret file is read): what `healthcheck` needs
+    /// to find the listener, even while a reload is failing on a bad secret file.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Ok(RawSettings::from_toml_with_env(&text, env)?.server)
     }
 
-    /// The effective configuration as TOML, secrets replaced by `[redacted]`.
-    pub fn redacted_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    /// Where this process's own `/healthz` answers: `server.listen`, with an unspecified address
+    /// (`0.0.0.0`, `[::]`) probed on loopback of the same family, over HTTPS when `[server.tls]`
+    /// is set.
+    pub fn health_url(&self) -> Url {
+        let ip = match self.listen.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            }
+            ip => ip,
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let addr = SocketAddr::new(ip, self.listen.port());
+        let mut url =
+            Url::parse(&format!("{scheme}://localhost/healthz")).expect("a constant URL parses");
+        // An IP address and a port are always a valid host and port for http(s).
+        let _ = url.set_ip_host(addr.ip());
+        let _ = url.set_port(Some(addr.port()));
+        url
     }
 }
 
@@ -727,6 +786,17 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         Some(id) if !id.trim().is_empty() => id,
         _ => return Err(ConfigError::new(key("client_id"), "missing or empty")),
     };
+    if is_placeholder(&client_id) {
+        // A client id is public, and this one is the example's own text: safe to quote.
+        return Err(ConfigError::new(
+            key("client_id"),
+            format!(
+                "is still the shipped placeholder {client_id:?}: set your app's client id from the \
+                 provider's developer console (or KICK_PROXY_PROVIDERS__{}__CLIENT_ID)",
+                name.to_ascii_uppercase()
+            ),
+        ));
+    }
     // An empty value counts as unset, so an environment variable can blank out a file's key
     // (`KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE=` with `…__CLIENT_SECRET=…`).
     let inline = raw.client_secret.filter(|s| !s.is_empty());
@@ -758,6 +828,14 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
             "the file is empty",
         ));
     }
+    let secret_key = if secret_file.is_some() {
+        "client_secret_file"
+    } else {
+        "client_secret"
+    };
+    if is_placeholder(&client_secret) {
+        return Err(ConfigError::new(key(secret_key), PLACEHOLDER_SECRET));
+    }
     let next_inline = raw.next_client_secret.filter(|s| !s.is_empty());
     let next_file = raw
         .next_client_secret_file
@@ -779,6 +857,14 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         })?),
     }
     .filter(|s| !s.trim().is_empty());
+    if next_client_secret.as_deref().is_some_and(is_placeholder) {
+        let next_key = if next_file.is_some() {
+            "next_client_secret_file"
+        } else {
+            "next_client_secret"
+        };
+        return Err(ConfigError::new(key(next_key), PLACEHOLDER_SECRET));
+    }
     if raw.allowed_redirect_uris.is_empty() {
         return Err(ConfigError::new(
             key("allowed_redirect_uris"),
@@ -878,6 +964,7 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         client_secret: ClientSecret::new(client_secret),
         client_secret_file: secret_file,
         next_client_secret: next_client_secret.map(ClientSecret::new),
+        next_client_secret_file: next_file,
         allowed_redirect_uris: raw.allowed_redirect_uris,
         token_url,
         revoke_url,
@@ -885,6 +972,25 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         ca_file,
         ca_certificates,
     })
+}
+
+/// How every placeholder in the shipped examples begins, where the operator's own value goes:
+/// `replace-with-your-kick-client-id` (`config/default.toml`, `deploy/kubernetes/configmap.yaml`),
+/// `replace-with-your-kick-client-secret` (`deploy/kubernetes/secret.example.yaml`) and the
+/// commented-out Twitch and Google ones. A proxy started with one passes every probe and answers
+/// every login 502 (the provider rejects the client), so start-up refuses it instead.
+pub const PLACEHOLDER_PREFIX: &str = "replace-with-";
+
+/// The refusal for a client secret that is still a placeholder; the value itself is not quoted.
+const PLACEHOLDER_SECRET: &str =
+    "is still the shipped placeholder: put your app's client secret from the provider's developer console there";
+
+/// True for a value still holding one of the shipped placeholders ([`PLACEHOLDER_PREFIX`]).
+pub fn is_placeholder(value: &str) -> bool {
+    value
+        .trim()
+        .get(..PLACEHOLDER_PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(PLACEHOLDER_PREFIX))
 }
 
 /// Loopback redirect prefixes whose port may be `*` (RFC 8252 §7.3).
@@ -912,7 +1018,12 @@ const MAX_CA_FILE: u64 = 1024 * 1024;
 /// is refused instead of blocking start-up or a reload, or filling memory.
 fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let cannot = |e: std::io::Error| format!("cannot read: {}", e.kind());
+    let cannot = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!("cannot read: permission denied{}", reader_identity())
+        }
+        kind => format!("cannot read: {kind}"),
+    };
     let metadata = std::fs::metadata(path).map_err(cannot)?;
     if !metadata.is_file() {
         return Err("not a regular file".to_owned());
@@ -928,6 +1039,30 @@ fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
         return Err(format!("larger than {limit} bytes"));
     }
     Ok(bytes)
+}
+
+/// ` (this process runs as uid U, gid G: …)`, for a file it may not read: in the container that
+/// is uid 65532, and a root-owned 0600 file on the host is what it meets. Empty where
+/// `/proc/self/status` is not there to say.
+fn reader_identity() -> String {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return String::new();
+    };
+    // `Uid:\treal\teffective\tsaved\tfs`: files are opened with the effective ids.
+    let effective = |field: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    match (effective("Uid:"), effective("Gid:")) {
+        (Some(uid), Some(gid)) => format!(
+            " (this process runs as uid {uid}, gid {gid}: the file must be readable by one of them, \
+             and its directories searchable)"
+        ),
+        _ => String::new(),
+    }
 }
 
 fn read_secret_file(path: &Path) -> Result<String, String> {

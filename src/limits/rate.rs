@@ -133,11 +133,17 @@ fn retry_after_secs(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
+/// The 429 body: `Too many requests; retry after 1 second.` or `… after 42 seconds.`
+fn too_many_requests_body(secs: u64) -> String {
+    let unit = if secs == 1 { "second" } else { "seconds" };
+    format!(
+        r#"{{"error":"slow_down","error_description":"Too many requests; retry after {secs} {unit}."}}"#
+    )
+}
+
 fn too_many_requests(endpoint: Endpoint, wait: Duration) -> Response {
     let secs = retry_after_secs(wait);
-    let body = format!(
-        r#"{{"error":"slow_down","error_description":"Too many requests; retry after {secs} seconds."}}"#
-    );
+    let body = too_many_requests_body(secs);
     let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body.into_bytes());
     response
         .headers_mut()
@@ -211,5 +217,23 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
         assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
         assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+    }
+
+    #[test]
+    fn the_429_text_says_1_second_and_n_seconds() {
+        let description = |secs| {
+            let body: serde_json::Value =
+                serde_json::from_str(&too_many_requests_body(secs)).expect("the body is JSON");
+            body["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(description(1), "Too many requests; retry after 1 second.");
+        assert_eq!(description(2), "Too many requests; retry after 2 seconds.");
+        assert_eq!(
+            description(60),
+            "Too many requests; retry after 60 seconds."
+        );
     }
 }

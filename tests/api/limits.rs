@@ -91,6 +91,7 @@ async fn token_returns_429_slow_down_with_retry_after_once_the_burst_is_spent() 
     let refused = exchange_from(&app, 2, None).await;
     let wait = retry_after(&refused);
     assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(wait > 1, "one a minute: Retry-After {wait}");
     let body = assert_error(refused, 429, "slow_down").await;
     assert_eq!(
         body["error_description"],
@@ -144,6 +145,22 @@ async fn a_refresh_sent_to_token_spends_the_token_bucket_not_the_refresh_one() {
         )
         .await;
     assert_eq!(refreshed.status(), 200);
+}
+
+#[tokio::test]
+async fn a_one_second_wait_is_worded_in_the_singular() {
+    // 60 a minute: the bucket refills within a second, so Retry-After is 1.
+    let app = spawn_app_with(|toml| with_rate_limit(toml, &token_bucket(60, 1))).await;
+    upstream_always_succeeds(&app).await;
+
+    assert_eq!(exchange_from(&app, 0, None).await.status(), 200);
+    let refused = exchange_from(&app, 1, None).await;
+    assert_eq!(retry_after(&refused), 1);
+    let body = assert_error(refused, 429, "slow_down").await;
+    assert_eq!(
+        body["error_description"],
+        "Too many requests; retry after 1 second."
+    );
 }
 
 #[tokio::test]
