@@ -3,7 +3,7 @@
 use crate::config::{LogFormat, LogSettings, ServerSettings, Settings, DEFAULT_CONFIG_PATH};
 use crate::dev::DevEnvironment;
 use crate::login::{LoginAction, LoginError, LoginOptions};
-use crate::startup::{reload_on_sighup, shutdown_signal, Application};
+use crate::server::startup::{reload_on_sighup, shutdown_signal, Application};
 use crate::telemetry;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

@@ -21,7 +21,7 @@
 //! | `kick_proxy_connections_refused_total` | counter | listener |
 //! | `kick_proxy_connection_errors_total` | counter | listener, reason (`header_too_large`, `header_timeout`, `tls_handshake`, `other`) |
 
-use crate::routes::Outcome;
+use crate::reply::Outcome;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;

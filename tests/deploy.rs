@@ -1666,7 +1666,7 @@ async fn serve_on_a_free_port(server_extra: &str) -> std::net::SocketAddr {
          allowed_redirect_uris = [\"http://localhost:1420/auth/callback\"]\n"
     );
     let settings = Settings::from_toml_with_env(&toml, []).expect("valid test config");
-    let app = kick_oauth_proxy::startup::Application::build(settings)
+    let app = kick_oauth_proxy::server::Application::build(settings)
         .await
         .expect("the proxy starts");
     let addr = app.local_addr();

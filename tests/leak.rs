@@ -5,7 +5,7 @@
 //! Its own test binary: it installs the process-wide subscriber.
 
 use kick_oauth_proxy::config::Settings;
-use kick_oauth_proxy::startup::Application;
+use kick_oauth_proxy::server::Application;
 use kick_oauth_proxy::telemetry;
 use serde_json::json;
 use std::io::Write;

@@ -5,7 +5,7 @@
 //! rewrites `openapi.json`; commit it with the change.
 
 use crate::helpers::spawn_app;
-use kick_oauth_proxy::openapi::document_json;
+use kick_oauth_proxy::api::openapi::document_json;
 use serde_json::Value;
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");

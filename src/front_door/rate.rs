@@ -13,11 +13,8 @@
 
 use super::client_ip::{request_client_ip, TrustedProxies};
 use crate::config::Bucket;
-use crate::error::json_response;
-use crate::routes::token::Endpoint;
-use crate::routes::Outcome;
+use crate::reply::{ApiError, Endpoint, Reply};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::Clock;
@@ -133,27 +130,12 @@ fn retry_after_secs(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-/// The 429 body: `Too many requests; retry after 1 second.` or `… after 42 seconds.`
-fn too_many_requests_body(secs: u64) -> String {
-    let unit = if secs == 1 { "second" } else { "seconds" };
-    format!(
-        r#"{{"error":"slow_down","error_description":"Too many requests; retry after {secs} {unit}."}}"#
-    )
-}
-
 fn too_many_requests(endpoint: Endpoint, wait: Duration) -> Response {
-    let secs = retry_after_secs(wait);
-    let body = too_many_requests_body(secs);
-    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body.into_bytes());
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    response.extensions_mut().insert(Outcome {
-        endpoint: Some(endpoint.as_str()),
-        error: Some("slow_down".to_owned()),
-        ..Outcome::default()
+    let mut reply = Reply::from(ApiError::RateLimited {
+        retry_after: retry_after_secs(wait),
     });
-    response
+    reply.outcome.endpoint = Some(endpoint.as_str());
+    reply.into_response()
 }
 
 #[cfg(test)]
@@ -222,8 +204,11 @@ mod tests {
     #[test]
     fn the_429_text_says_1_second_and_n_seconds() {
         let description = |secs| {
+            let reply = Reply::from(ApiError::RateLimited { retry_after: secs });
             let body: serde_json::Value =
-                serde_json::from_str(&too_many_requests_body(secs)).expect("the body is JSON");
+                serde_json::from_slice(&reply.body).expect("the body is JSON");
+            assert_eq!(body["error"], "slow_down");
+            assert_eq!(reply.retry_after, Some(secs));
             body["error_description"]
                 .as_str()
                 .unwrap_or_default()
