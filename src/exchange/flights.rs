@@ -57,6 +57,7 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
     }
 
     /// Executions in flight.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.inflight
             .lock()

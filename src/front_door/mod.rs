@@ -14,7 +14,7 @@ pub mod cors;
 pub mod rate;
 pub mod shed;
 
-pub use client_ip::{client_ip, TrustedProxies};
+pub use client_ip::TrustedProxies;
 pub use rate::{rate_limit, RateLimit};
 pub use shed::{load_shed, LoadShed};
 

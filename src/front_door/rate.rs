@@ -74,12 +74,14 @@ impl RateLimit {
             .map_or(Ok(()), |inner| inner.check(client))
     }
 
-    /// Active keys (for tests and diagnostics).
+    /// Active keys.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner.as_ref().map_or(0, |inner| inner.limiter.len())
     }
 
     /// True when no client is tracked.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -17,7 +17,7 @@ mod client;
 mod error;
 mod transport;
 
-pub use error::{Class, UpstreamError};
+pub use error::UpstreamError;
 
 /// At most this much of a provider response is read (contract: 64 KiB).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
