@@ -48,6 +48,12 @@ impl RawSettings {
     }
 }
 
+/// The config file's text; the error names `--config` (the file's content is never quoted).
+pub(super) fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))
+}
+
 impl ServerSettings {
     /// `[server]` of the config at `path` with the environment's overrides, as `serve` would run
     /// it, without validating the providers (no secret file is read): what `healthcheck` needs
@@ -56,10 +62,7 @@ impl ServerSettings {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
-        })?;
-        Ok(RawSettings::from_toml_with_env(&text, env)?.server)
+        Ok(RawSettings::from_toml_with_env(&read_config_file(path)?, env)?.server)
     }
 
     /// Where this process's own `/healthz` answers: `server.listen`, with an unspecified address

@@ -53,10 +53,7 @@ impl Settings {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
-        })?;
-        Self::from_toml_with_env(&text, env)
+        Self::from_toml_with_env(&load::read_config_file(path)?, env)
     }
 
     /// Parses TOML text, applies the given `KICK_PROXY_*` variables and validates.
