@@ -96,14 +96,13 @@ async fn an_unusable_certificate_refuses_to_start_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("bad.crt"), "not a certificate").expect("write");
     std::fs::write(dir.path().join("bad.key"), "not a key").expect("write");
-    let toml = format!(
-        "{}\n[server.tls]\ncert_file = \"{1}/bad.crt\"\nkey_file = \"{1}/bad.key\"\n",
-        config_toml("http://127.0.0.1:9"),
+    let tls_table = format!(
+        "[server.tls]\ncert_file = \"{0}/bad.crt\"\nkey_file = \"{0}/bad.key\"\n",
         dir.path().display()
     );
-    let settings =
-        kick_oauth_proxy::config::Settings::from_toml_with_env(&toml, []).expect("valid");
-    let error = kick_oauth_proxy::startup::Application::build(settings)
+    let error = TestApp::builder()
+        .edit(|toml| format!("{toml}\n{tls_table}"))
+        .try_spawn()
         .await
         .err()
         .expect("refused");

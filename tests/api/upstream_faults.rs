@@ -189,7 +189,7 @@ async fn an_oversized_chunked_response_without_length_is_a_502() {
         let _ = socket.write_all(b"0\r\n\r\n").await;
     })
     .await;
-    let app = spawn_app_pointing_at(&upstream).await;
+    let app = TestApp::builder().token_url_base(&upstream).spawn().await;
 
     assert_kick_502(app.exchange().await).await;
 }
@@ -231,7 +231,7 @@ async fn a_slow_body_is_cut_at_the_same_deadline() {
         }
     })
     .await;
-    let app = spawn_app_pointing_at(&upstream).await;
+    let app = TestApp::builder().token_url_base(&upstream).spawn().await;
 
     let started = Instant::now();
     let answer = app.exchange().await;
@@ -253,7 +253,7 @@ async fn a_connection_reset_is_a_502() {
         drop(socket);
     })
     .await;
-    let app = spawn_app_pointing_at(&upstream).await;
+    let app = TestApp::builder().token_url_base(&upstream).spawn().await;
 
     assert_kick_502(app.exchange().await).await;
     assert!(app.is_healthy().await);
@@ -268,7 +268,7 @@ async fn a_truncated_body_is_a_502() {
             .await;
     })
     .await;
-    let app = spawn_app_pointing_at(&upstream).await;
+    let app = TestApp::builder().token_url_base(&upstream).spawn().await;
 
     assert_kick_502(app.exchange().await).await;
 }
@@ -279,7 +279,10 @@ async fn an_unreachable_provider_is_a_502() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         listener.local_addr().expect("addr")
     };
-    let app = spawn_app_pointing_at(&format!("http://{closed}")).await;
+    let app = TestApp::builder()
+        .token_url_base(&format!("http://{closed}"))
+        .spawn()
+        .await;
 
     let started = Instant::now();
     assert_kick_502(app.exchange().await).await;
@@ -351,21 +354,4 @@ async fn read_request(socket: &mut tokio::net::TcpStream) {
             }
         }
     }
-}
-
-async fn spawn_app_pointing_at(upstream: &str) -> TestApp {
-    let upstream = upstream.to_owned();
-    spawn_app_with(move |toml| {
-        toml.lines()
-            .map(|l| {
-                if l.starts_with("token_url") {
-                    format!("token_url = \"{upstream}/oauth/token\"")
-                } else {
-                    l.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
-    .await
 }

@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wiremock::ResponseTemplate;
 
 const TOKEN: &str = "/api/v1/kick/token";
 const REFRESH: &str = "/api/v1/kick/refresh";
@@ -59,15 +58,6 @@ fn to_form(fields: &[(&str, String)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())))
         .finish()
-}
-
-/// A provider that answers Kick's success `times` times.
-async fn upstream_succeeds_times(app: &TestApp, times: u64) {
-    app.upstream_answers(
-        ResponseTemplate::new(200).set_body_json(kick_tokens()),
-        times,
-    )
-    .await;
 }
 
 /// Asserts a refusal (status, `error`, headers, no echo of the request's secrets) and that the
@@ -299,7 +289,7 @@ async fn token_returns_400_when_verifier_has_a_forbidden_character() {
 #[tokio::test]
 async fn token_accepts_verifiers_of_exactly_43_and_128_characters() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 4).await;
+    app.upstream_succeeds_times(4).await;
     // Both ends of the range, using every character of the alphabet (including `-._~`).
     let shortest: String = VERIFIER_ALPHABET.chars().rev().take(43).collect();
     let longest: String = VERIFIER_ALPHABET.chars().cycle().take(128).collect();
@@ -397,7 +387,7 @@ async fn token_and_refresh_return_400_when_a_credential_is_not_bounded_visible_a
 #[tokio::test]
 async fn token_and_refresh_accept_a_credential_of_4096_visible_ascii_characters() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 4).await;
+    app.upstream_succeeds_times(4).await;
     // Every visible ASCII character, `"` and `\` included, cycled to the limit.
     let longest: String = (0x21u8..=0x7e).cycle().take(4096).map(char::from).collect();
 
@@ -537,7 +527,7 @@ async fn token_and_refresh_return_400_when_a_parameter_is_sent_twice() {
 #[tokio::test]
 async fn a_duplicated_unknown_or_ignored_field_is_accepted() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 4).await;
+    app.upstream_succeeds_times(4).await;
     let (c, v, r) = (CODE, VERIFIER, REDIRECT_URI);
     let r_form = to_form(&[("redirect_uri", REDIRECT_URI.to_owned())]);
 
@@ -707,7 +697,7 @@ async fn malformed_json_bodies_return_400_and_the_service_stays_healthy() {
 #[tokio::test]
 async fn deeply_nested_valid_json_in_an_unknown_field_is_ignored_and_the_service_stays_healthy() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 2).await;
+    app.upstream_succeeds_times(2).await;
     let valid = exchange_body().to_string();
     let fields = valid.trim_start_matches('{').trim_end_matches('}');
     let cases = [
@@ -805,7 +795,7 @@ async fn token_accepts_json_with_a_utf8_charset_or_in_upper_case() {
         "APPLICATION/JSON",
         "Application/Json; Charset=UTF-8",
     ];
-    upstream_succeeds_times(&app, content_types.len() as u64).await;
+    app.upstream_succeeds_times(content_types.len() as u64).await;
     for content_type in content_types {
         let response = app
             .post_raw(TOKEN, content_type, exchange_body().to_string())
@@ -979,7 +969,7 @@ async fn token_returns_413_for_a_chunked_body_over_16_kib() {
 #[tokio::test]
 async fn a_body_of_exactly_16_kib_is_not_refused_as_too_large() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 2).await;
+    app.upstream_succeeds_times(2).await;
     let body = padded_exchange(LIMIT);
 
     let response = app.post_raw(TOKEN, "application/json", body.clone()).await;
