@@ -2,6 +2,10 @@
 //! upstream standing in for Kick. [`spawn_app`] starts it with the test config;
 //! [`TestApp::builder`] changes the config first (replay, breaker, TLS, another provider address,
 //! or a whole config for a provider that is not wiremock).
+//!
+//! `raw_http` writes and reads HTTP/1.1 by hand.
+
+pub mod raw_http;
 
 use kick_oauth_proxy::config::Settings;
 
