@@ -3,8 +3,10 @@
 //! [`TestApp::builder`] changes the config first (replay, breaker, TLS, another provider address,
 //! or a whole config for a provider that is not wiremock).
 //!
-//! `raw_http` writes and reads HTTP/1.1 by hand.
+//! `raw_http` writes and reads HTTP/1.1 by hand; `cases` states a request and what it must
+//! produce, for the tests that send many variations of one request.
 
+pub mod cases;
 pub mod raw_http;
 
 use kick_oauth_proxy::config::Settings;
@@ -241,6 +243,15 @@ impl TestApp {
             times,
         )
         .await;
+    }
+
+    /// Requests the provider has received so far.
+    pub async fn provider_calls(&self) -> usize {
+        self.upstream
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .len()
     }
 
     /// Asserts the provider was never called (for rejected input).
