@@ -134,18 +134,43 @@ async fn assert_refused_at_once(app: &TestApp, bad: Bad, calls_before: usize) {
     );
 }
 
-#[tokio::test]
-async fn a_hanging_provider_does_not_delay_the_refusal_of_bad_input() {
-    let app = spawn_app().await;
+/// A provider that takes every `POST /oauth/token` and answers only after 30 s (the proxy gives up
+/// at 2 s here), mounted to be called exactly once: by the probe that shows it hangs.
+async fn mount_hanging_provider(app: &TestApp) {
     app.upstream_answers(
         ResponseTemplate::new(200)
             .set_body_json(kick_tokens())
             .set_delay(Duration::from_secs(30)),
-        0,
+        1,
     )
     .await;
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let probe = impatient
+        .post(format!("{}/oauth/token", app.upstream.uri()))
+        .body("grant_type=authorization_code")
+        .send()
+        .await;
+    let error = probe.expect_err("the provider answered; it should hang");
+    assert!(error.is_timeout(), "the provider should hang: {error}");
+    assert_eq!(
+        app.provider_calls().await,
+        1,
+        "the probe reached the provider"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_provider_does_not_delay_the_refusal_of_bad_input() {
+    let app = spawn_app().await;
+    mount_hanging_provider(&app).await;
+    // Each refusal arrives at once, and the provider still has only the probe's request: the
+    // proxy never waited on it (a call would have cost the 2 s deadline and ended in a 502).
     for bad in bad_requests() {
-        assert_refused_at_once(&app, bad, 0).await;
+        assert_refused_at_once(&app, bad, 1).await;
     }
 }
 
