@@ -1,8 +1,8 @@
 //! `kick-oauth-proxy healthcheck`, the image's `HEALTHCHECK`: exit codes, deadlines, no redirects
 //! and no proxy, and the listener it probes found in the config `serve` runs with.
 
+use crate::helpers::TestApp;
 use crate::PROXY_BIN;
-use kick_oauth_proxy::config::Settings;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -141,25 +141,20 @@ allowed_redirect_uris = ["http://localhost:1420/auth/callback"]
 "#;
 
 /// The real proxy on a free loopback port, `server_extra` added to its `[server]` table; it
-/// stops when the test's runtime ends.
-async fn serve_on_a_free_port(server_extra: &str) -> std::net::SocketAddr {
+/// stops when the returned app is dropped.
+async fn serve_on_a_free_port(server_extra: &str) -> TestApp {
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n{server_extra}\n\
          [providers.kick]\nclient_id = \"01KCLIENT\"\nclient_secret = \"test-secret\"\n\
          allowed_redirect_uris = [\"http://localhost:1420/auth/callback\"]\n"
     );
-    let settings = Settings::from_toml_with_env(&toml, []).expect("valid test config");
-    let app = kick_oauth_proxy::startup::Application::build(settings)
-        .await
-        .expect("the proxy starts");
-    let addr = app.local_addr();
+    let app = TestApp::builder().config(toml).spawn().await;
     assert_ne!(
-        addr.port(),
+        app.addr.port(),
         8080,
         "the test needs a port other than the default"
     );
-    tokio::spawn(app.run_until(std::future::pending()));
-    addr
+    app
 }
 
 fn write_config(dir: &Path, text: &str) -> String {
@@ -170,7 +165,8 @@ fn write_config(dir: &Path, text: &str) -> String {
 
 #[tokio::test]
 async fn healthcheck_probes_the_port_the_config_listens_on_via_loopback() {
-    let addr = serve_on_a_free_port("").await;
+    let app = serve_on_a_free_port("").await;
+    let addr = app.addr;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(
         dir.path(),
@@ -193,7 +189,8 @@ async fn healthcheck_probes_the_port_the_config_listens_on_via_loopback() {
 
 #[tokio::test]
 async fn healthcheck_follows_kick_proxy_config_and_the_listen_override_as_the_image_sets_them() {
-    let addr = serve_on_a_free_port("").await;
+    let app = serve_on_a_free_port("").await;
+    let addr = app.addr;
     // The image's setup: KICK_PROXY_CONFIG names the shipped config (port 8080), and the operator
     // moves the listener with KICK_PROXY_SERVER__LISTEN; no flags.
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
@@ -256,7 +253,8 @@ async fn healthcheck_probes_a_tls_listener_over_https() {
         "[server.tls]\ncert_file = \"{0}/tls.crt\"\nkey_file = \"{0}/tls.key\"\n",
         dir.path().display()
     );
-    let addr = serve_on_a_free_port(&tls).await;
+    let app = serve_on_a_free_port(&tls).await;
+    let addr = app.addr;
     let config = write_config(
         dir.path(),
         &format!(

@@ -8,6 +8,11 @@ mod healthcheck;
 mod image;
 mod manifests;
 
+/// The API tests' harness (`TestApp`), shared rather than rolled again.
+#[allow(dead_code)]
+#[path = "../api/helpers/mod.rs"]
+mod helpers;
+
 use std::path::Path;
 use yaml_rust2::Yaml;
 

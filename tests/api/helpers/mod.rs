@@ -89,6 +89,8 @@ type Edit<'a> = Box<dyn FnOnce(String) -> String + 'a>;
 /// How a [`TestApp`] is configured before it starts: [`config_toml`] pointing at a new wiremock,
 /// then each edit in order.
 pub struct TestAppBuilder<'a> {
+    /// The config before the edits, from the wiremock's base URI ([`config_toml`] by default).
+    base: Box<dyn FnOnce(&str) -> String + 'a>,
     edits: Vec<Edit<'a>>,
 }
 
@@ -139,7 +141,14 @@ impl<'a> TestAppBuilder<'a> {
     /// Replaces the whole config (for a provider that is not the wiremock, such as the emulator;
     /// [`TestApp::upstream`] then stays unused).
     pub fn config(self, toml: String) -> Self {
-        self.edit(move |_| toml)
+        self.config_for(move |_| toml)
+    }
+
+    /// Starts from `config(upstream)` instead of [`config_toml`], `upstream` being the wiremock's
+    /// base URI: a config of the test's own that still uses [`TestApp::upstream`].
+    pub fn config_for(mut self, config: impl FnOnce(&str) -> String + 'a) -> Self {
+        self.base = Box::new(config);
+        self
     }
 
     /// Builds the application; its start-up error, if it refuses the config.
@@ -148,7 +157,7 @@ impl<'a> TestAppBuilder<'a> {
         let toml = self
             .edits
             .into_iter()
-            .fold(config_toml(&upstream.uri()), |toml, edit| edit(toml));
+            .fold((self.base)(&upstream.uri()), |toml, edit| edit(toml));
         let settings = Settings::from_toml_with_env(&toml, []).expect("test config is valid");
         let app = Application::build(settings).await?;
         let addr = app.local_addr();
@@ -183,7 +192,10 @@ impl<'a> TestAppBuilder<'a> {
 
 impl TestApp {
     pub fn builder<'a>() -> TestAppBuilder<'a> {
-        TestAppBuilder { edits: Vec::new() }
+        TestAppBuilder {
+            base: Box::new(config_toml),
+            edits: Vec::new(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
