@@ -4,8 +4,13 @@
 //!
 //! Its own test binary: it installs the process-wide subscriber.
 
+/// The API tests' harness (`TestApp`), shared rather than rolled again.
+#[allow(dead_code)]
+#[path = "api/helpers/mod.rs"]
+mod helpers;
+
+use helpers::TestApp;
 use kick_oauth_proxy::config::Settings;
-use kick_oauth_proxy::server::Application;
 use kick_oauth_proxy::telemetry;
 use serde_json::json;
 use std::io::Write;
@@ -13,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 use wiremock::matchers::{body_string_contains, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 const CLIENT_SECRET: &str = "CANARYclientSECRET0001";
 const CODE: &str = "CANARYcode0002";
@@ -61,66 +66,49 @@ async fn no_secret_reaches_the_logs_at_trace() {
     ))
     .expect("first subscriber");
 
-    let upstream = MockServer::start().await;
+    let app = TestApp::builder().config_for(leak_config).spawn().await;
+    let upstream = &app.upstream;
     let tokens = json!({
         "access_token": ACCESS_OUT, "token_type": "Bearer", "expires_in": 7200,
         "refresh_token": REFRESH_OUT, "scope": "user:read", "id_token": ID_TOKEN_OUT
     });
     Mock::given(path("/oauth/revoke"))
         .respond_with(ResponseTemplate::new(200).set_body_string("OK"))
-        .mount(&upstream)
+        .mount(upstream)
         .await;
     Mock::given(path("/oauth/token"))
         .and(body_string_contains("grant_type=refresh_token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(&tokens))
-        .mount(&upstream)
+        .mount(upstream)
         .await;
     Mock::given(path("/oauth/token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(&tokens))
         .up_to_n_times(1)
-        .mount(&upstream)
+        .mount(upstream)
         .await;
     Mock::given(path("/oauth/token"))
         .respond_with(ResponseTemplate::new(400).set_body_json(
             json!({"error": "invalid_grant", "error_description": format!("code {CODE} reused {UPSTREAM_BODY}")}),
         ))
         .up_to_n_times(1)
-        .mount(&upstream)
+        .mount(upstream)
         .await;
     Mock::given(path("/oauth/token"))
         .respond_with(ResponseTemplate::new(503).set_body_raw(
             format!("<html>{UPSTREAM_BODY} {CLIENT_SECRET}</html>"),
             "text/html",
         ))
-        .mount(&upstream)
+        .mount(upstream)
         .await;
 
-    let settings = Settings::from_toml_with_env(
-        &format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-[providers.kick]
-client_id = "01KLEAKTEST"
-client_secret = "{CLIENT_SECRET}"
-allowed_redirect_uris = ["{REDIRECT}"]
-token_url = "{uri}/oauth/token"
-revoke_url = "{uri}/oauth/revoke"
-timeout_secs = 2
-"#,
-            uri = upstream.uri()
-        ),
-        [],
-    )
-    .expect("valid config");
+    let settings =
+        Settings::from_toml_with_env(&leak_config(&upstream.uri()), []).expect("valid config");
     let printed = format!("{settings:?} {settings:#?}");
     assert!(
         !printed.contains(CLIENT_SECRET),
         "Debug of the settings shows the secret"
     );
-    let app = Application::build(settings).await.expect("build");
-    let base = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until(std::future::pending()));
+    let base = format!("http://{}", app.addr);
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -202,6 +190,23 @@ timeout_secs = 2
             "`{canary}` leaked into the logs:\n{output}"
         );
     }
+}
+
+/// The proxy's config: the canary client secret, replay on (its default), `upstream` as Kick.
+fn leak_config(upstream: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[providers.kick]
+client_id = "01KLEAKTEST"
+client_secret = "{CLIENT_SECRET}"
+allowed_redirect_uris = ["{REDIRECT}"]
+token_url = "{upstream}/oauth/token"
+revoke_url = "{upstream}/oauth/revoke"
+timeout_secs = 2
+"#
+    )
 }
 
 /// The dev environment (real emulator, real proxy, the client crate) through a whole login and a

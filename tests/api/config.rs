@@ -281,7 +281,7 @@ fn config_refuses_a_timeout_outside_1_to_60_seconds() {
 }
 
 #[test]
-fn config_refuses_windows_too_long_to_represent() {
+fn config_refuses_replay_windows_and_breaker_cooldowns_over_an_hour() {
     refused(
         &format!("[replay]\nwindow_secs = 3601\n{}", base()),
         "replay.window_secs",
@@ -290,6 +290,41 @@ fn config_refuses_windows_too_long_to_represent() {
         &format!("[limits]\nbreaker_cooldown_secs = 99999999999\n{}", base()),
         "limits.breaker_cooldown_secs",
     );
+}
+
+/// Windows whose end no clock can represent: `i64::MAX` seconds (the largest TOML integer) would
+/// overflow any `Instant` it is added to, and one more does not fit a 64-bit count at all. Each
+/// is refused at start-up, never wrapped, saturated or turned into "off".
+#[test]
+fn config_refuses_windows_too_long_to_represent() {
+    const I64_MAX: &str = "9223372036854775807";
+    const U64_MAX_PLUS_ONE: &str = "18446744073709551616";
+    for (table, field, env) in [
+        ("replay", "window_secs", "KICK_PROXY_REPLAY__WINDOW_SECS"),
+        (
+            "limits",
+            "breaker_cooldown_secs",
+            "KICK_PROXY_LIMITS__BREAKER_COOLDOWN_SECS",
+        ),
+    ] {
+        let key = format!("{table}.{field}");
+        let in_file = |value: &str| format!("[{table}]\n{field} = {value}\n{}", base());
+
+        refused(&in_file(I64_MAX), &key);
+        let message = load_env(&base(), &[(env, I64_MAX)]).expect_err(&key);
+        assert!(message.contains(&key), "{key} from the env: {message}");
+
+        // TOML cannot hold the number: the file is refused at its line.
+        let message = load(&in_file(U64_MAX_PLUS_ONE)).expect_err(&key);
+        assert!(
+            message.contains("line 2") && message.contains("too large"),
+            "{key} in the file: {message}"
+        );
+        assert!(!message.contains(SECRET), "{message}");
+        let message = load_env(&base(), &[(env, U64_MAX_PLUS_ONE)]).expect_err(&key);
+        assert!(message.contains(&key), "{key} from the env: {message}");
+        assert!(!message.contains(SECRET), "{message}");
+    }
 }
 
 #[test]

@@ -3,10 +3,11 @@
 //! where the longest-idle connection makes room and only a listener with a request on every
 //! connection turns a new one away.
 
+use crate::helpers::raw_http::{get_keep_alive, read_until_closed};
 use crate::helpers::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wiremock::ResponseTemplate;
 
@@ -32,25 +33,6 @@ fn exchange_with_code(code: &str) -> serde_json::Value {
     body
 }
 
-/// Reads until the peer closes or `wait` passes: what arrived, and whether it closed.
-async fn read_until_closed(
-    stream: &mut (impl AsyncRead + Unpin),
-    wait: Duration,
-) -> (String, bool) {
-    let mut buf = Vec::new();
-    let started = Instant::now();
-    let closed = loop {
-        let mut chunk = [0u8; 4096];
-        let left = wait.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
-            Err(_) => break false,
-            Ok(Ok(0) | Err(_)) => break true,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    (String::from_utf8_lossy(&buf).into_owned(), closed)
-}
-
 /// Sends a header block that has not ended after `filler` bytes.
 async fn send_partial_head(stream: &mut (impl AsyncWrite + Unpin), filler: usize) {
     let mut head = PARTIAL_HEAD.to_vec();
@@ -64,22 +46,6 @@ async fn half_sent(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     send_partial_head(&mut stream, 100).await;
     stream
-}
-
-/// `GET {path}` on a new raw connection, asking to keep it alive: the response head and the
-/// still-open connection.
-async fn get_keep_alive(addr: SocketAddr, path: &str) -> (String, TcpStream) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    (String::from_utf8_lossy(&buf[..n]).into_owned(), stream)
 }
 
 #[tokio::test]

@@ -6,12 +6,10 @@
 //! provider reaches the desktop app as the contract says. The emulator's `stats()` prove which
 //! requests reached the provider.
 
-use crate::helpers::{assert_error, assert_kick_502, assert_token_headers};
+use crate::helpers::{assert_error, assert_kick_502, assert_token_headers, TestApp};
 use kick_emulator::{Emulator, EmulatorConfig, Fault, RegisteredClient};
 use kick_oauth_client::{parse_callback_url, AuthorizeRequest, PkceVerifier, Scope};
-use kick_oauth_proxy::config::Settings;
 use kick_oauth_proxy::dev::DevEnvironment;
-use kick_oauth_proxy::server::Application;
 use serde_json::{json, Value};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -441,9 +439,7 @@ async fn a_slow_provider_within_the_deadline_still_answers_200() {
 }
 
 /// A proxy like `DevEnvironment`'s, with a 1 s upstream deadline so a hang costs one second.
-async fn spawn_proxy_with_1s_deadline(
-    emulator: &Emulator,
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+async fn spawn_proxy_with_1s_deadline(emulator: &Emulator) -> TestApp {
     let client = RegisteredClient::emulator_default();
     let toml = format!(
         r#"
@@ -464,14 +460,7 @@ timeout_secs = 1
         token = emulator.token_url(),
         revoke = emulator.revoke_url(),
     );
-    let settings = Settings::from_toml_with_env(&toml, []).expect("valid config");
-    let app = Application::build(settings).await.expect("proxy builds");
-    let addr = app.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
+    TestApp::builder().config(toml).spawn().await
 }
 
 #[tokio::test]
@@ -479,8 +468,8 @@ async fn a_hanging_provider_is_a_502_at_the_deadline_and_the_proxy_recovers() {
     let emulator = Emulator::start(EmulatorConfig::default())
         .await
         .expect("emulator starts");
-    let (addr, stop) = spawn_proxy_with_1s_deadline(&emulator).await;
-    let base = format!("http://{addr}");
+    let mut proxy = spawn_proxy_with_1s_deadline(&emulator).await;
+    let base = format!("http://{}", proxy.addr);
     let http = http_client();
     let login = authorize(&http, &emulator, LOOPBACK_REDIRECT).await;
     emulator.set_fault(Fault::Hang);
@@ -520,7 +509,7 @@ async fn a_hanging_provider_is_a_502_at_the_deadline_and_the_proxy_recovers() {
     .await;
     assert_tokens(response).await;
     assert_eq!(emulator.stats().authorization_code_grants_ok, 1);
-    let _ = stop.send(());
+    proxy.begin_shutdown();
     emulator.shutdown().await;
 }
 

@@ -46,16 +46,6 @@ async fn json_of(response: reqwest::Response) -> (u16, Value) {
     (status, response.json().await.expect("JSON body"))
 }
 
-async fn spawn_with_replay(window_secs: u64) -> TestApp {
-    spawn_app_with(move |toml| {
-        toml.replace(
-            "[replay]\nwindow_secs = 0",
-            &format!("[replay]\nwindow_secs = {window_secs}"),
-        )
-    })
-    .await
-}
-
 #[tokio::test]
 async fn token_with_grant_type_refresh_token_refreshes_from_json_and_form_bodies() {
     let app = spawn_app().await;
@@ -359,7 +349,7 @@ async fn provider_refreshes_once(app: &TestApp, token: &str, access_token: &str)
 
 #[tokio::test]
 async fn a_refresh_retried_between_token_and_refresh_gets_the_replayed_answer() {
-    let app = spawn_with_replay(60).await;
+    let app = TestApp::builder().replay_window(60).spawn().await;
     let first_token = "FIRST-REFRESH-TOKEN-SENT-TO-TOKEN";
     let second_token = "SECOND-REFRESH-TOKEN-SENT-TO-REFRESH";
     let first_tokens = provider_refreshes_once(&app, first_token, "ACCESS-ONE").await;
@@ -407,7 +397,7 @@ async fn a_refresh_retried_between_token_and_refresh_gets_the_replayed_answer() 
 #[tokio::test]
 async fn concurrent_refreshes_at_token_and_refresh_share_one_provider_call() {
     // Replay off: only single-flight can make the ten requests one call.
-    let app = spawn_with_replay(0).await;
+    let app = TestApp::builder().replay_window(0).spawn().await;
     app.upstream_answers(
         ResponseTemplate::new(200)
             .set_body_json(kick_tokens())

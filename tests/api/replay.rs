@@ -7,16 +7,6 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{body_string_contains, path};
 use wiremock::{Mock, ResponseTemplate};
 
-async fn spawn_with_replay(window_secs: u64) -> TestApp {
-    spawn_app_with(move |toml| {
-        toml.replace(
-            "[replay]\nwindow_secs = 0",
-            &format!("[replay]\nwindow_secs = {window_secs}"),
-        )
-    })
-    .await
-}
-
 async fn body(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
@@ -24,7 +14,7 @@ async fn body(response: reqwest::Response) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_retried_exchange_gets_the_same_tokens_without_a_second_provider_call() {
-    let app = spawn_with_replay(60).await;
+    let app = TestApp::builder().replay_window(60).spawn().await;
     app.upstream_succeeds().await; // expect(1)
 
     let first = body(app.exchange().await).await;
@@ -38,7 +28,7 @@ async fn a_retried_exchange_gets_the_same_tokens_without_a_second_provider_call(
 
 #[tokio::test]
 async fn a_retried_refresh_gets_the_same_tokens_without_a_second_provider_call() {
-    let app = spawn_with_replay(60).await;
+    let app = TestApp::builder().replay_window(60).spawn().await;
     app.upstream_succeeds().await;
     let request = json!({"refresh_token": REFRESH_TOKEN});
 
@@ -59,7 +49,7 @@ async fn a_retried_refresh_gets_the_same_tokens_without_a_second_provider_call()
 
 #[tokio::test]
 async fn fifty_concurrent_identical_refreshes_make_one_provider_call() {
-    let app = spawn_with_replay(60).await;
+    let app = TestApp::builder().replay_window(60).spawn().await;
     app.upstream_answers(
         ResponseTemplate::new(200)
             .set_body_json(kick_tokens())
@@ -92,7 +82,7 @@ async fn fifty_concurrent_identical_refreshes_make_one_provider_call() {
 
 #[tokio::test]
 async fn single_flight_works_without_replay_too() {
-    let app = spawn_with_replay(0).await;
+    let app = TestApp::builder().replay_window(0).spawn().await;
     app.upstream_answers(
         ResponseTemplate::new(200)
             .set_body_json(kick_tokens())
@@ -120,7 +110,7 @@ async fn single_flight_works_without_replay_too() {
 
 #[tokio::test]
 async fn different_inputs_never_share_an_answer() {
-    let app = spawn_with_replay(60).await;
+    let app = TestApp::builder().replay_window(60).spawn().await;
     app.upstream_answers(ResponseTemplate::new(200).set_body_json(kick_tokens()), 4)
         .await;
 
@@ -146,7 +136,7 @@ async fn different_inputs_never_share_an_answer() {
 
 #[tokio::test]
 async fn replayed_answers_expire_with_the_window() {
-    let app = spawn_with_replay(1).await;
+    let app = TestApp::builder().replay_window(1).spawn().await;
     app.upstream_answers(ResponseTemplate::new(200).set_body_json(kick_tokens()), 2)
         .await;
 
@@ -158,7 +148,7 @@ async fn replayed_answers_expire_with_the_window() {
 
 #[tokio::test]
 async fn failures_are_never_replayed() {
-    let app = spawn_with_replay(60).await;
+    let app = TestApp::builder().replay_window(60).spawn().await;
     Mock::given(path("/oauth/token"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
@@ -174,7 +164,7 @@ async fn failures_are_never_replayed() {
 
 #[tokio::test]
 async fn a_caller_that_gives_up_still_gets_its_tokens_on_retry() {
-    let app = spawn_with_replay(60).await;
+    let app = TestApp::builder().replay_window(60).spawn().await;
     app.upstream_answers(
         ResponseTemplate::new(200)
             .set_body_json(kick_tokens())
@@ -201,16 +191,9 @@ async fn a_caller_that_gives_up_still_gets_its_tokens_on_retry() {
     assert_eq!(body(app.exchange().await).await, (200, kick_tokens()));
 }
 
-async fn spawn_with_breaker() -> TestApp {
-    spawn_app_with(|toml| {
-        format!("{toml}\n[limits]\nbreaker_failures = 3\nbreaker_cooldown_secs = 1\n")
-    })
-    .await
-}
-
 #[tokio::test]
 async fn a_failing_provider_opens_the_breaker_and_requests_fail_fast() {
-    let app = spawn_with_breaker().await;
+    let app = TestApp::builder().breaker(3, 1).spawn().await;
     Mock::given(path("/oauth/token"))
         .respond_with(ResponseTemplate::new(500))
         .up_to_n_times(3)
@@ -263,7 +246,7 @@ async fn a_failing_provider_opens_the_breaker_and_requests_fail_fast() {
 async fn waf_and_html_pages_do_not_open_the_breaker() {
     // What a caller sends (a code, a token) can provoke a WAF page: one client must not be able
     // to open the breaker for everyone.
-    let app = spawn_with_breaker().await;
+    let app = TestApp::builder().breaker(3, 1).spawn().await;
     app.upstream_answers(
         ResponseTemplate::new(403).set_body_json(
             json!({"error": "Request blocked by security policy.", "reference": "x"}),
@@ -278,7 +261,7 @@ async fn waf_and_html_pages_do_not_open_the_breaker() {
 
 #[tokio::test]
 async fn grant_errors_do_not_open_the_breaker() {
-    let app = spawn_with_breaker().await;
+    let app = TestApp::builder().breaker(3, 1).spawn().await;
     app.upstream_answers(
         ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})),
         5,

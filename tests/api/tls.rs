@@ -1,9 +1,27 @@
 //! TLS termination in the binary: a request over HTTPS with a test certificate, HSTS on every
 //! response, and a certificate swapped by reload for new handshakes.
 
+use crate::helpers::raw_http;
 use crate::helpers::*;
 use serde_json::Value;
 use std::path::Path;
+use std::time::Duration;
+
+/// A TLS 1.2-framed alert record (RFC 8446 §5.1, §6): content type 21 (alert), version 3.3,
+/// length 2, level 2 (fatal), description 50 (`decode_error`: the bytes were not a TLS record).
+const FATAL_DECODE_ERROR_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 50];
+
+/// The hyper error under a reqwest error, if one caused it.
+fn hyper_error(error: &reqwest::Error) -> Option<&hyper::Error> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return Some(hyper);
+        }
+        source = cause.source();
+    }
+    None
+}
 
 struct TestCert {
     pem: String,
@@ -67,9 +85,25 @@ async fn the_proxy_serves_https_with_hsts_and_reloads_its_certificate() {
     assert!(tokens.headers().contains_key("strict-transport-security"));
     assert_eq!(tokens.json::<Value>().await.expect("json"), kick_tokens());
 
-    // Plain HTTP on the TLS port gets no answer a client could mistake for success.
+    // Plain HTTP on the TLS port gets no HTTP answer at all: a fatal TLS alert, then the close.
     let plain = app.http.get(app.url("/healthz")).send().await;
-    assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
+    let error = plain.expect_err("plain HTTP on the TLS port must not get an HTTP response");
+    assert!(
+        hyper_error(&error).is_some_and(hyper::Error::is_parse),
+        "the client should fail to parse the answer as HTTP: {error:?}"
+    );
+    let raw = raw_http::exchange(
+        app.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(raw.responses.is_empty(), "{raw:?}");
+    assert_eq!(
+        raw.rest, FATAL_DECODE_ERROR_ALERT,
+        "the answer to plain HTTP is one fatal decode_error alert"
+    );
+    assert!(raw.closed, "the connection is closed after the alert");
 
     // Swap the files and reload: new handshakes present the new certificate.
     let second = write_cert(dir.path(), "serving");
@@ -96,14 +130,13 @@ async fn an_unusable_certificate_refuses_to_start_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("bad.crt"), "not a certificate").expect("write");
     std::fs::write(dir.path().join("bad.key"), "not a key").expect("write");
-    let toml = format!(
-        "{}\n[server.tls]\ncert_file = \"{1}/bad.crt\"\nkey_file = \"{1}/bad.key\"\n",
-        config_toml("http://127.0.0.1:9"),
+    let tls_table = format!(
+        "[server.tls]\ncert_file = \"{0}/bad.crt\"\nkey_file = \"{0}/bad.key\"\n",
         dir.path().display()
     );
-    let settings =
-        kick_oauth_proxy::config::Settings::from_toml_with_env(&toml, []).expect("valid");
-    let error = kick_oauth_proxy::server::Application::build(settings)
+    let error = TestApp::builder()
+        .edit(|toml| format!("{toml}\n{tls_table}"))
+        .try_spawn()
         .await
         .err()
         .expect("refused");

@@ -1,10 +1,11 @@
 //! Every way the provider can fail, and what the caller sees: the contract's error table, rows
 //! "provider answered an OAuth error", "rejected our credentials", "unreachable, timed out, 5xx, …".
 
+use crate::helpers::raw_http;
 use crate::helpers::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use wiremock::matchers::path;
 use wiremock::{Mock, ResponseTemplate};
@@ -176,7 +177,7 @@ async fn an_oversized_response_is_a_502() {
 #[tokio::test]
 async fn an_oversized_chunked_response_without_length_is_a_502() {
     let upstream = raw_upstream(|mut socket| async move {
-        read_request(&mut socket).await;
+        raw_http::read_request(&mut socket).await;
         let _ = socket
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
             .await;
@@ -189,7 +190,7 @@ async fn an_oversized_chunked_response_without_length_is_a_502() {
         let _ = socket.write_all(b"0\r\n\r\n").await;
     })
     .await;
-    let app = spawn_app_pointing_at(&upstream).await;
+    let app = TestApp::builder().token_url_base(&upstream).spawn().await;
 
     assert_kick_502(app.exchange().await).await;
 }
@@ -218,7 +219,7 @@ async fn a_hanging_provider_is_a_502_within_a_second_of_the_deadline() {
 #[tokio::test]
 async fn a_slow_body_is_cut_at_the_same_deadline() {
     let upstream = raw_upstream(|mut socket| async move {
-        read_request(&mut socket).await;
+        raw_http::read_request(&mut socket).await;
         let _ = socket
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
             .await;
@@ -231,7 +232,7 @@ async fn a_slow_body_is_cut_at_the_same_deadline() {
         }
     })
     .await;
-    let app = spawn_app_pointing_at(&upstream).await;
+    let app = TestApp::builder().token_url_base(&upstream).spawn().await;
 
     let started = Instant::now();
     let answer = app.exchange().await;
@@ -245,7 +246,7 @@ async fn a_slow_body_is_cut_at_the_same_deadline() {
 #[tokio::test]
 async fn a_connection_reset_is_a_502() {
     let upstream = raw_upstream(|mut socket| async move {
-        read_request(&mut socket).await;
+        raw_http::read_request(&mut socket).await;
         // SO_LINGER 0: close() sends RST instead of FIN.
         let std_socket = socket.into_std().expect("std socket");
         let socket = socket2::Socket::from(std_socket);
@@ -253,7 +254,7 @@ async fn a_connection_reset_is_a_502() {
         drop(socket);
     })
     .await;
-    let app = spawn_app_pointing_at(&upstream).await;
+    let app = TestApp::builder().token_url_base(&upstream).spawn().await;
 
     assert_kick_502(app.exchange().await).await;
     assert!(app.is_healthy().await);
@@ -262,13 +263,13 @@ async fn a_connection_reset_is_a_502() {
 #[tokio::test]
 async fn a_truncated_body_is_a_502() {
     let upstream = raw_upstream(|mut socket| async move {
-        read_request(&mut socket).await;
+        raw_http::read_request(&mut socket).await;
         let _ = socket
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"access_token\":\"a\"}")
             .await;
     })
     .await;
-    let app = spawn_app_pointing_at(&upstream).await;
+    let app = TestApp::builder().token_url_base(&upstream).spawn().await;
 
     assert_kick_502(app.exchange().await).await;
 }
@@ -279,7 +280,10 @@ async fn an_unreachable_provider_is_a_502() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         listener.local_addr().expect("addr")
     };
-    let app = spawn_app_pointing_at(&format!("http://{closed}")).await;
+    let app = TestApp::builder()
+        .token_url_base(&format!("http://{closed}"))
+        .spawn()
+        .await;
 
     let started = Instant::now();
     assert_kick_502(app.exchange().await).await;
@@ -322,50 +326,4 @@ where
         }
     });
     format!("http://{addr}")
-}
-
-/// Reads until the end of the request (headers plus the declared body).
-async fn read_request(socket: &mut tokio::net::TcpStream) {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let Ok(n) = socket.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        seen.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&seen);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if seen.len() >= end + 4 + length {
-                return;
-            }
-        }
-    }
-}
-
-async fn spawn_app_pointing_at(upstream: &str) -> TestApp {
-    let upstream = upstream.to_owned();
-    spawn_app_with(move |toml| {
-        toml.lines()
-            .map(|l| {
-                if l.starts_with("token_url") {
-                    format!("token_url = \"{upstream}/oauth/token\"")
-                } else {
-                    l.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
-    .await
 }

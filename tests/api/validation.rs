@@ -2,14 +2,10 @@
 //! has the exact status and `error` code, the token-response headers, and happens before the
 //! provider is called. Accepted edge values are proven to reach the provider unchanged.
 
+use crate::helpers::raw_http::{self, RawResponse};
 use crate::helpers::*;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use wiremock::ResponseTemplate;
 
 const TOKEN: &str = "/api/v1/kick/token";
 const REFRESH: &str = "/api/v1/kick/refresh";
@@ -59,15 +55,6 @@ fn to_form(fields: &[(&str, String)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())))
         .finish()
-}
-
-/// A provider that answers Kick's success `times` times.
-async fn upstream_succeeds_times(app: &TestApp, times: u64) {
-    app.upstream_answers(
-        ResponseTemplate::new(200).set_body_json(kick_tokens()),
-        times,
-    )
-    .await;
 }
 
 /// Asserts a refusal (status, `error`, headers, no echo of the request's secrets) and that the
@@ -299,7 +286,7 @@ async fn token_returns_400_when_verifier_has_a_forbidden_character() {
 #[tokio::test]
 async fn token_accepts_verifiers_of_exactly_43_and_128_characters() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 4).await;
+    app.upstream_succeeds_times(4).await;
     // Both ends of the range, using every character of the alphabet (including `-._~`).
     let shortest: String = VERIFIER_ALPHABET.chars().rev().take(43).collect();
     let longest: String = VERIFIER_ALPHABET.chars().cycle().take(128).collect();
@@ -397,7 +384,7 @@ async fn token_and_refresh_return_400_when_a_credential_is_not_bounded_visible_a
 #[tokio::test]
 async fn token_and_refresh_accept_a_credential_of_4096_visible_ascii_characters() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 4).await;
+    app.upstream_succeeds_times(4).await;
     // Every visible ASCII character, `"` and `\` included, cycled to the limit.
     let longest: String = (0x21u8..=0x7e).cycle().take(4096).map(char::from).collect();
 
@@ -537,7 +524,7 @@ async fn token_and_refresh_return_400_when_a_parameter_is_sent_twice() {
 #[tokio::test]
 async fn a_duplicated_unknown_or_ignored_field_is_accepted() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 4).await;
+    app.upstream_succeeds_times(4).await;
     let (c, v, r) = (CODE, VERIFIER, REDIRECT_URI);
     let r_form = to_form(&[("redirect_uri", REDIRECT_URI.to_owned())]);
 
@@ -707,7 +694,7 @@ async fn malformed_json_bodies_return_400_and_the_service_stays_healthy() {
 #[tokio::test]
 async fn deeply_nested_valid_json_in_an_unknown_field_is_ignored_and_the_service_stays_healthy() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 2).await;
+    app.upstream_succeeds_times(2).await;
     let valid = exchange_body().to_string();
     let fields = valid.trim_start_matches('{').trim_end_matches('}');
     let cases = [
@@ -805,7 +792,8 @@ async fn token_accepts_json_with_a_utf8_charset_or_in_upper_case() {
         "APPLICATION/JSON",
         "Application/Json; Charset=UTF-8",
     ];
-    upstream_succeeds_times(&app, content_types.len() as u64).await;
+    app.upstream_succeeds_times(content_types.len() as u64)
+        .await;
     for content_type in content_types {
         let response = app
             .post_raw(TOKEN, content_type, exchange_body().to_string())
@@ -817,83 +805,12 @@ async fn token_accepts_json_with_a_utf8_charset_or_in_upper_case() {
 // ---------------------------------------------------------------------------------------------
 // Body size: over 16 KiB is 413, without reading the body to the end.
 
-/// A response read off a raw connection.
-struct RawResponse {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-/// Writes `request` on a fresh connection (ignoring write errors once the proxy answered early)
-/// and reads one response, complete by `Content-Length`, within 5 s.
-async fn send_raw(app: &TestApp, request: &[u8]) -> RawResponse {
-    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
-    let _ = stream.write_all(request).await;
-    let mut buf = Vec::new();
-    let read = async {
-        loop {
-            if let Some(response) = parse_response(&buf) {
-                return response;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => {
-                    return parse_response(&buf).unwrap_or_else(|| {
-                        panic!("incomplete response: {:?}", String::from_utf8_lossy(&buf))
-                    })
-                }
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .expect("the proxy answers within 5 s")
-}
-
-/// `Some` once `buf` holds a whole response with a `Content-Length` body.
-fn parse_response(buf: &[u8]) -> Option<RawResponse> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&buf[..end]).expect("ASCII head");
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        let (name, value) = line.split_once(':')?;
-        headers.append(
-            HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
-            HeaderValue::from_str(value.trim()).expect("header value"),
-        );
-    }
-    let length: usize = headers.get("content-length")?.to_str().ok()?.parse().ok()?;
-    let body = buf.get(end + 4..end + 4 + length)?.to_vec();
-    Some(RawResponse {
-        status,
-        headers,
-        body,
-    })
-}
-
 /// The request head for a chunked JSON `/token` request.
 fn chunked_head() -> String {
     format!(
         "POST {TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
-}
-
-/// `data` as chunks of at most `size` bytes; the terminating chunk only if `finished`.
-fn chunked(data: &[u8], size: usize, finished: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    for chunk in data.chunks(size) {
-        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
-    }
-    if finished {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    out
 }
 
 /// What [`assert_refused`] checks, on a raw response.
@@ -953,7 +870,7 @@ async fn token_returns_413_before_reading_a_body_declared_too_large() {
          Content-Length: 1000000\r\nConnection: close\r\n\r\n{{\"code\":\""
     );
 
-    let response = send_raw(&app, request.as_bytes()).await;
+    let response = raw_http::send(app.addr, request.as_bytes()).await;
 
     assert_raw_refused(&app, "declared 1 MB", response, 413).await;
     assert!(app.is_healthy().await);
@@ -967,9 +884,9 @@ async fn token_returns_413_for_a_chunked_body_over_16_kib() {
     // No terminating chunk: the proxy must answer from what it has, not wait for the end.
     for (case, size) in [("one 16 KiB + 1 chunk", LIMIT + 1), ("1 KiB chunks", 1024)] {
         let mut request = chunked_head().into_bytes();
-        request.extend(chunked(over.as_bytes(), size, false));
+        request.extend(raw_http::chunked(over.as_bytes(), size, false));
 
-        let response = send_raw(&app, &request).await;
+        let response = raw_http::send(app.addr, &request).await;
 
         assert_raw_refused(&app, case, response, 413).await;
     }
@@ -979,15 +896,15 @@ async fn token_returns_413_for_a_chunked_body_over_16_kib() {
 #[tokio::test]
 async fn a_body_of_exactly_16_kib_is_not_refused_as_too_large() {
     let app = spawn_app().await;
-    upstream_succeeds_times(&app, 2).await;
+    app.upstream_succeeds_times(2).await;
     let body = padded_exchange(LIMIT);
 
     let response = app.post_raw(TOKEN, "application/json", body.clone()).await;
     assert_tokens("16 KiB with Content-Length", response).await;
 
     let mut request = chunked_head().into_bytes();
-    request.extend(chunked(body.as_bytes(), 1000, true));
-    let response = send_raw(&app, &request).await;
+    request.extend(raw_http::chunked(body.as_bytes(), 1000, true));
+    let response = raw_http::send(app.addr, &request).await;
     assert_eq!(response.status, 200, "16 KiB chunked");
     assert_token_headers(&response.headers);
     let tokens: Value = serde_json::from_slice(&response.body).expect("JSON");

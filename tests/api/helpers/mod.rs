@@ -1,8 +1,17 @@
-//! `spawn_app()`: the real router on a real port, with a wiremock upstream standing in for Kick.
+//! The one harness: [`TestApp`], the real application on a real loopback port with a wiremock
+//! upstream standing in for Kick. [`spawn_app`] starts it with the test config;
+//! [`TestApp::builder`] changes the config first (replay, breaker, TLS, another provider address,
+//! or a whole config for a provider that is not wiremock).
+//!
+//! `raw_http` writes and reads HTTP/1.1 by hand; `cases` states a request and what it must
+//! produce, for the tests that send many variations of one request.
+
+pub mod cases;
+pub mod raw_http;
 
 use kick_oauth_proxy::config::Settings;
 
-use kick_oauth_proxy::server::Application;
+use kick_oauth_proxy::server::startup::{Application, StartupError};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -65,41 +74,130 @@ timeout_secs = 2
     )
 }
 
+/// [`TestApp::builder`] with the test config as it is.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|toml| toml).await
+    TestApp::builder().spawn().await
 }
 
 /// As [`spawn_app`], with the config text edited first.
 pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
-    let upstream = MockServer::start().await;
-    let toml = edit(config_toml(&upstream.uri()));
-    let settings = Settings::from_toml_with_env(&toml, []).expect("test config is valid");
-    let app = Application::build(settings).await.expect("app builds");
-    let addr = app.local_addr();
-    let admin = app.admin_addr();
-    let tls = app.tls();
+    TestApp::builder().edit(edit).spawn().await
+}
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
-    TestApp {
-        addr,
-        admin,
-        tls,
-        upstream,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .expect("client"),
+type Edit<'a> = Box<dyn FnOnce(String) -> String + 'a>;
 
-        shutdown: Some(tx),
-        server: Some(server),
+/// How a [`TestApp`] is configured before it starts: [`config_toml`] pointing at a new wiremock,
+/// then each edit in order.
+pub struct TestAppBuilder<'a> {
+    /// The config before the edits, from the wiremock's base URI ([`config_toml`] by default).
+    base: Box<dyn FnOnce(&str) -> String + 'a>,
+    edits: Vec<Edit<'a>>,
+}
+
+impl<'a> TestAppBuilder<'a> {
+    /// Edits the config text (after the edits before it).
+    pub fn edit(mut self, edit: impl FnOnce(String) -> String + 'a) -> Self {
+        self.edits.push(Box::new(edit));
+        self
+    }
+
+    /// Turns replay on with this window (the test config has it off).
+    pub fn replay_window(self, window_secs: u64) -> Self {
+        self.edit(move |toml| {
+            toml.replace(
+                "[replay]\nwindow_secs = 0",
+                &format!("[replay]\nwindow_secs = {window_secs}"),
+            )
+        })
+    }
+
+    /// Adds a `[limits]` table with this circuit breaker.
+    pub fn breaker(self, failures: u32, cooldown_secs: u64) -> Self {
+        self.edit(move |toml| {
+            format!(
+                "{toml}\n[limits]\nbreaker_failures = {failures}\nbreaker_cooldown_secs = {cooldown_secs}\n"
+            )
+        })
+    }
+
+    /// Sends `kick`'s token requests to `{base}/oauth/token` instead of the wiremock (for raw TCP
+    /// providers that misbehave below HTTP).
+    pub fn token_url_base(self, base: &str) -> Self {
+        let base = base.to_owned();
+        self.edit(move |toml| {
+            toml.lines()
+                .map(|l| {
+                    if l.starts_with("token_url") {
+                        format!("token_url = \"{base}/oauth/token\"")
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    /// Replaces the whole config (for a provider that is not the wiremock, such as the emulator;
+    /// [`TestApp::upstream`] then stays unused).
+    pub fn config(self, toml: String) -> Self {
+        self.config_for(move |_| toml)
+    }
+
+    /// Starts from `config(upstream)` instead of [`config_toml`], `upstream` being the wiremock's
+    /// base URI: a config of the test's own that still uses [`TestApp::upstream`].
+    pub fn config_for(mut self, config: impl FnOnce(&str) -> String + 'a) -> Self {
+        self.base = Box::new(config);
+        self
+    }
+
+    /// Builds the application; its start-up error, if it refuses the config.
+    pub async fn try_spawn(self) -> Result<TestApp, StartupError> {
+        let upstream = MockServer::start().await;
+        let toml = self
+            .edits
+            .into_iter()
+            .fold((self.base)(&upstream.uri()), |toml, edit| edit(toml));
+        let settings = Settings::from_toml_with_env(&toml, []).expect("test config is valid");
+        let app = Application::build(settings).await?;
+        let addr = app.local_addr();
+        let admin = app.admin_addr();
+        let tls = app.tls();
+
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        Ok(TestApp {
+            addr,
+            admin,
+            tls,
+            upstream,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .expect("client"),
+
+            shutdown: Some(tx),
+            server: Some(server),
+        })
+    }
+
+    /// Builds and starts the application; it stops when the [`TestApp`] is dropped.
+    pub async fn spawn(self) -> TestApp {
+        self.try_spawn().await.expect("app builds")
     }
 }
 
 impl TestApp {
+    pub fn builder<'a>() -> TestAppBuilder<'a> {
+        TestAppBuilder {
+            base: Box::new(config_toml),
+            edits: Vec::new(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -148,6 +246,24 @@ impl TestApp {
     pub async fn upstream_succeeds(&self) {
         self.upstream_answers(ResponseTemplate::new(200).set_body_json(kick_tokens()), 1)
             .await;
+    }
+
+    /// Mounts Kick's success answer, expected `times` times.
+    pub async fn upstream_succeeds_times(&self, times: u64) {
+        self.upstream_answers(
+            ResponseTemplate::new(200).set_body_json(kick_tokens()),
+            times,
+        )
+        .await;
+    }
+
+    /// Requests the provider has received so far.
+    pub async fn provider_calls(&self) -> usize {
+        self.upstream
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .len()
     }
 
     /// Asserts the provider was never called (for rejected input).
