@@ -24,17 +24,15 @@
 //!   `GET /api/v1/openapi.json` and committed as `openapi.json`;
 //! - [`secret`]: newtypes that never print their value;
 //! - [`telemetry`]: JSON/text logs with dependency output capped;
-//! - [`dev`]: `dev` mode, the emulator and the proxy on loopback with a self-check login;
-//! - [`login`]: `login`, the desktop flow from a terminal through the client crate;
-//! - [`cli`]: `serve`, `dev`, `login`, `check-config` and `healthcheck`.
+//! - [`cli`]: `serve`, `check-config` and `healthcheck`; with the default `dev-tools` feature
+//!   also `dev` (emulator + proxy + self-check login) and `login` (the desktop flow from a
+//!   terminal).
 
 pub mod cli;
 pub mod config;
-pub mod dev;
 pub mod error;
 pub mod limits;
 pub mod listener;
-pub mod login;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;

@@ -9,8 +9,8 @@
 use crate::helpers::{assert_error, assert_kick_502, assert_token_headers};
 use kick_emulator::{Emulator, EmulatorConfig, Fault, RegisteredClient};
 use kick_oauth_client::{parse_callback_url, AuthorizeRequest, PkceVerifier, Scope};
+use kick_oauth_proxy::cli::dev::DevEnvironment;
 use kick_oauth_proxy::config::Settings;
-use kick_oauth_proxy::dev::DevEnvironment;
 use kick_oauth_proxy::startup::Application;
 use serde_json::{json, Value};
 use std::io::Read;
