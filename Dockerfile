@@ -22,8 +22,8 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 # Without the default `dev-tools` feature: the image has `serve`, `check-config` and
-# `healthcheck` only, and links neither the Kick emulator nor the desktop client (`dev` and `login`
-# are absent). cook and build must name the same features, or the cached
+# `healthcheck` only, and links neither the Kick emulator nor the desktop client (`dev`, `login`
+# and `emulator` are absent). cook and build must name the same features, or the cached
 # dependency build does not match and everything is compiled again.
 FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json

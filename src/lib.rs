@@ -25,8 +25,8 @@
 //! - [`secret`]: newtypes that never print their value;
 //! - [`telemetry`]: JSON/text logs with dependency output capped;
 //! - [`cli`]: `serve`, `check-config` and `healthcheck`; with the default `dev-tools` feature
-//!   also `dev` (emulator + proxy + self-check login) and `login` (the desktop flow from a
-//!   terminal).
+//!   also `dev` (emulator + proxy + self-check login), `login` (the desktop flow from a terminal)
+//!   and `emulator` (the Kick emulator alone, as a mock OAuth server).
 
 pub mod cli;
 pub mod config;

@@ -4,15 +4,18 @@
 //! - [`serve`]: run the proxy (the container's `CMD`);
 //! - [`check_config`]: validate a config and print it, secrets redacted;
 //! - [`healthcheck`]: probe a running proxy's `/healthz` (the container's `HEALTHCHECK`);
-//! - `dev`, `login`: tools for developing against the proxy, built only with the `dev-tools` cargo
-//!   feature (on by default, off in the container image), because they link the Kick emulator
-//!   and the desktop client:
+//! - `dev`, `login`, `emulator`: tools for developing against the proxy, built only with the
+//!   `dev-tools` cargo feature (on by default, off in the container image), because they link the
+//!   Kick emulator and the desktop client:
 //!   - `dev`: the emulator and the proxy on loopback, with a self-check login;
-//!   - `login`: the desktop flow from a terminal through the client crate.
+//!   - `login`: the desktop flow from a terminal through the client crate;
+//!   - `emulator`: the Kick emulator alone, a mock OAuth server for testing a desktop app.
 
 pub mod check_config;
 #[cfg(feature = "dev-tools")]
 pub mod dev;
+#[cfg(feature = "dev-tools")]
+pub mod emulator;
 pub mod healthcheck;
 #[cfg(feature = "dev-tools")]
 pub mod login;
@@ -65,6 +68,10 @@ pub enum Command {
     /// the tokens; or refresh or revoke the stored ones.
     #[cfg(feature = "dev-tools")]
     Login(LoginArgs),
+    /// Run the Kick emulator alone, as a mock OAuth server for testing a desktop app (or the proxy)
+    /// without Kick: prints its endpoints and registered client, serves until Ctrl-C or SIGTERM.
+    #[cfg(feature = "dev-tools")]
+    Emulator(EmulatorArgs),
     /// Validate the config and print the effective settings, secrets redacted.
     CheckConfig {
         /// TOML config file.
@@ -129,6 +136,26 @@ pub struct LoginArgs {
     pub revoke: bool,
 }
 
+/// `emulator` arguments. The defaults are the emulator's own registered client
+/// (`emulator-client-id` / `emulator-client-secret`, the two Battles Record redirect URIs).
+#[cfg(feature = "dev-tools")]
+#[derive(Debug, clap::Args)]
+pub struct EmulatorArgs {
+    /// Where the emulator listens; port 0 picks a free one (the printed URL shows which).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// The registered client's id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The registered client's secret (a test value: the emulator is not Kick).
+    #[arg(long)]
+    pub client_secret: Option<String>,
+    /// A redirect URI to register (compared byte for byte, as Kick does); repeat for several.
+    /// Replaces the default ones when given.
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+}
+
 /// Runs the parsed command; the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
@@ -141,6 +168,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => dev::run(listen, emulator_listen, check).await,
         #[cfg(feature = "dev-tools")]
         Command::Login(args) => login::command(args).await,
+        #[cfg(feature = "dev-tools")]
+        Command::Emulator(args) => emulator::run(args).await,
         Command::CheckConfig { config } => check_config::run(&config),
         Command::Healthcheck { config, url } => healthcheck::run(&config, url).await,
     }
