@@ -21,11 +21,15 @@ FROM chef AS planner
 COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
+# Without the default `dev-tools` feature: the image has `serve`, `check-config` and
+# `healthcheck` only, and links neither the Kick emulator nor the desktop client (`dev`, `login`
+# and `emulator` are absent). cook and build must name the same features, or the cached
+# dependency build does not match and everything is compiled again.
 FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json --bin kick-oauth-proxy
+RUN cargo chef cook --release --locked --no-default-features --recipe-path recipe.json --bin kick-oauth-proxy
 COPY . .
-RUN cargo build --release --locked --bin kick-oauth-proxy \
+RUN cargo build --release --locked --no-default-features --bin kick-oauth-proxy \
  && cp target/release/kick-oauth-proxy /kick-oauth-proxy
 
 # distroless/cc: glibc + libgcc, no shell, no package manager; the nonroot tag runs as uid 65532.

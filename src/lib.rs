@@ -31,18 +31,15 @@
 //! - [`config`]: typed settings from TOML + `KICK_PROXY_*` env, validated at start-up;
 //! - [`telemetry`]: JSON/text logs with dependency output capped;
 //! - [`metrics`]: Prometheus metrics for the admin listener;
-//! - [`cli`]: `serve`, `check-config`, `healthcheck`, and the tools `dev` and `login`.
-//!
-//! Tools: [`dev`] (the emulator and the proxy on loopback with a self-check login) and [`login`]
-//! (the desktop flow from a terminal through the client crate).
+//! - [`cli`]: `serve`, `check-config` and `healthcheck`; with the default `dev-tools` feature
+//!   also `dev` (emulator + proxy + self-check login), `login` (the desktop flow from a terminal)
+//!   and `emulator` (the Kick emulator alone, as a mock OAuth server).
 
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod dev;
 mod exchange;
 mod front_door;
-pub mod login;
 mod metrics;
 pub mod oauth;
 mod providers;

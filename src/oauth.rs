@@ -1,98 +1,17 @@
 //! OAuth 2.0 wire types: the provider's error codes (RFC 6749 §5.2) and the token response
 //! (RFC 6749 §5.1), normalised to the proxy's contract.
+//!
+//! The vocabulary the desktop client shares ([`OAuthErrorCode`], [`TokenTypeHint`], the RFC 7636
+//! verifier rule) is defined once in the `oauth-types` crate and re-exported here; what only the
+//! server needs (sanitising a provider's description, normalising its token response) is below.
 
 use crate::secret::{AuthorizationCode, CodeVerifier, RefreshToken};
+pub use oauth_types::is_valid_verifier;
+pub use oauth_types::{OAuthErrorCode, TokenTypeHint};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
-
-/// An `error` code from the provider's token endpoint. Data, not strings scattered in handlers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OAuthErrorCode {
-    /// RFC 6749 §5.2 `invalid_request`.
-    InvalidRequest,
-    /// RFC 6749 §5.2 `invalid_client`: the provider rejected *our* credentials.
-    InvalidClient,
-    /// RFC 6749 §5.2 `invalid_grant`: code or refresh token expired, used, revoked or mismatched.
-    InvalidGrant,
-    /// RFC 6749 §5.2 `unauthorized_client`: our client may not use this grant type.
-    UnauthorizedClient,
-    /// RFC 6749 §5.2 `unsupported_grant_type`.
-    UnsupportedGrantType,
-    /// RFC 6749 §5.2 `invalid_scope`.
-    InvalidScope,
-    /// Any other syntactically valid code (`access_denied`, `server_error`, …).
-    Other(String),
-}
-
-impl OAuthErrorCode {
-    /// Parses a provider's `error` value. `None` when it is not an OAuth error code at all (a WAF's
-    /// `"Request blocked by security policy."` is a sentence, not a code).
-    pub fn parse(code: &str) -> Option<Self> {
-        let valid = !code.is_empty()
-            && code.len() <= 64
-            && code
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-        if !valid {
-            return None;
-        }
-        Some(match code {
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "invalid_grant" => Self::InvalidGrant,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "unsupported_grant_type" => Self::UnsupportedGrantType,
-            "invalid_scope" => Self::InvalidScope,
-            other => Self::Other(other.to_owned()),
-        })
-    }
-
-    /// The code as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::Other(code) => code,
-        }
-    }
-
-    /// True when the error is about the caller's grant, so the caller should see it (400). False
-    /// when it is about this server's client registration or the provider's health: the caller can
-    /// do nothing about those, so they become a 502 and an ERROR log line.
-    pub fn is_about_the_grant(&self) -> bool {
-        match self {
-            Self::InvalidClient | Self::UnauthorizedClient | Self::UnsupportedGrantType => false,
-            Self::Other(code) => {
-                !matches!(code.as_str(), "server_error" | "temporarily_unavailable")
-            }
-            _ => true,
-        }
-    }
-
-    /// A fixed description for when the provider sent none (or one we will not repeat).
-    pub fn default_description(&self) -> &'static str {
-        match self {
-            Self::InvalidGrant => {
-                "The authorization grant or refresh token is invalid, expired, revoked or was issued to another client."
-            }
-            Self::InvalidScope => "The requested scope is invalid, unknown or malformed.",
-            Self::InvalidRequest => "The provider rejected the request as malformed.",
-            _ => "The provider rejected the request.",
-        }
-    }
-}
-
-impl fmt::Display for OAuthErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The secrets of one request that a provider's text must never carry back to the caller: the
 /// request's own code and verifier, or token, and this server's client secrets (the current one
@@ -345,22 +264,8 @@ mod tests {
     }
 
     #[test]
-    fn waf_sentence_is_not_an_error_code() {
-        assert_eq!(
-            OAuthErrorCode::parse("Request blocked by security policy."),
-            None
-        );
-        assert_eq!(
-            OAuthErrorCode::parse("invalid_grant"),
-            Some(OAuthErrorCode::InvalidGrant)
-        );
-        assert!(!OAuthErrorCode::InvalidClient.is_about_the_grant());
-        assert!(OAuthErrorCode::InvalidGrant.is_about_the_grant());
-    }
-
-    #[test]
     fn descriptions_are_sanitised_and_never_echo_secrets() {
-        let code = AuthorizationCode::new("CANARYCODE123".into());
+        let code = AuthorizationCode::new("CANARYCODE123");
         let verifier = CodeVerifier::new("v".repeat(43));
         let secrets = RequestSecrets::code(&code, &verifier);
         assert_eq!(
@@ -393,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_secret_anywhere_in_the_whole_text_drops_the_description() {
-        let token = RefreshToken::new(TOKEN.into());
+        let token = RefreshToken::new(TOKEN);
         let secrets = RequestSecrets::refresh(&token).with_client_secrets([CLIENT, NEXT]);
         for secret in [CLIENT, NEXT, TOKEN] {
             // At the start, in the middle of the kept part, straddling the cut (the first
@@ -430,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_secret_broken_up_by_characters_that_are_removed_is_still_found() {
-        let code = AuthorizationCode::new("CANARYCODE123".into());
+        let code = AuthorizationCode::new("CANARYCODE123");
         let verifier = CodeVerifier::new("v".repeat(43));
         let secrets = RequestSecrets::code(&code, &verifier).with_client_secrets([CLIENT]);
         for text in [

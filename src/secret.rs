@@ -1,45 +1,14 @@
 //! Secret-bearing values: the client secret and everything a caller sends or receives that grants
 //! access (authorization codes, PKCE verifiers, tokens).
 //!
-//! Each type wraps [`secrecy::SecretString`], so the value is zeroized on drop, prints as
-//! `[redacted]` in `Debug` and `Display`, and is reached only through [`ExposeSecret::expose_secret`]
-//! at the one place it is needed (the upstream form, the response body). The newtypes make a
-//! function signature say which secret it takes, as oauth2-rs's `new_secret_type!` does.
+//! Each type is made by [`oauth_types::secret_type!`], the macro the desktop client uses too: it
+//! wraps [`secrecy::SecretString`], so the value is zeroized on drop, prints as `[redacted]` in
+//! `Debug` and `Display`, and is reached only through `.secret()` at the one place it is needed
+//! (the upstream form, the response body). The newtypes make a function signature say which
+//! secret it takes, as oauth2-rs's `new_secret_type!` does. None of them implements serde: the
+//! server never stores a secret.
 
-use secrecy::{ExposeSecret, SecretString};
-use std::fmt;
-
-macro_rules! secret_type {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Clone)]
-        pub struct $name(SecretString);
-
-        impl $name {
-            /// Wraps a value; from here on it only prints as `[redacted]`.
-            pub fn new(value: String) -> Self {
-                Self(SecretString::from(value))
-            }
-
-            /// The value itself, for the single place that must send it.
-            pub fn secret(&self) -> &str {
-                self.0.expose_secret()
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(concat!(stringify!($name), "([redacted])"))
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("[redacted]")
-            }
-        }
-    };
-}
+use oauth_types::secret_type;
 
 secret_type!(
     /// The OAuth client secret this proxy exists to keep (RFC 6749 §2.3.1).
@@ -68,8 +37,8 @@ mod tests {
 
     #[test]
     fn debug_and_display_never_show_the_value() {
-        let secret = ClientSecret::new("canary-client-secret".into());
-        let code = AuthorizationCode::new("canary-code".into());
+        let secret = ClientSecret::new("canary-client-secret");
+        let code = AuthorizationCode::new("canary-code");
         let printed = format!(
             "{secret:?} {secret} {code:?} {code} {:#?}",
             (&secret, &code)

@@ -213,7 +213,7 @@ timeout_secs = 2
 /// faulty provider; returns every code and token that went by, to search the logs for.
 async fn emulator_flow() -> Vec<String> {
     use kick_oauth_client::{parse_callback_url, AuthorizeRequest, ProxyClient, TokenTypeHint};
-    use kick_oauth_proxy::dev::{DevEnvironment, DEV_REDIRECT_URI};
+    use kick_oauth_proxy::cli::dev::{DevEnvironment, DEV_REDIRECT_URI};
 
     let env = DevEnvironment::start("127.0.0.1:0".parse().expect("addr"))
         .await

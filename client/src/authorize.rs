@@ -11,8 +11,8 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::pkce::PkceVerifier;
-use crate::secret::secret_type;
 use crate::{random, Error};
+use oauth_types::secret_type;
 
 /// Kick's authorization endpoint (Kick developer docs, "OAuth 2.1").
 pub const KICK_AUTHORIZE_URL: &str = "https://id.kick.com/oauth/authorize";
@@ -89,7 +89,8 @@ impl FromStr for Scope {
 secret_type!(
     /// The `state` parameter (RFC 6749 §4.1.1, §10.12): an unguessable value binding the redirect to
     /// this login, so a forged redirect (login CSRF) is refused.
-    CsrfState
+    CsrfState,
+    serde
 );
 
 impl CsrfState {

@@ -360,7 +360,7 @@ fn outcome_from_query(query: &str, expected: &CsrfState) -> Result<Authorization
             check_state(expected, state)?;
         }
         return Err(Error::Authorization {
-            error: OAuthErrorCode::parse(&error),
+            error: OAuthErrorCode::parse_lossy(&error),
             description: description.map(|d| sanitize(&d, 512)),
         });
     }

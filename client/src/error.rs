@@ -3,6 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The OAuth `error` codes, shared with the proxy (defined once in `oauth-types`).
+pub use oauth_types::OAuthErrorCode;
+
 /// Everything that can go wrong in a login or a refresh, sorted by what the app should do about it.
 ///
 /// The split that matters most:
@@ -163,81 +166,6 @@ impl fmt::Display for TemporaryKind {
             TemporaryKind::Timeout => f.write_str("timed out"),
             TemporaryKind::Network => f.write_str("network error"),
         }
-    }
-}
-
-/// An OAuth `error` code: the RFC 6749 §4.1.2.1 and §5.2 codes, RFC 8628 §3.5 `slow_down`, and
-/// anything else as [`OAuthErrorCode::Other`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OAuthErrorCode {
-    /// `invalid_request` (RFC 6749 §5.2).
-    InvalidRequest,
-    /// `invalid_client` (RFC 6749 §5.2).
-    InvalidClient,
-    /// `invalid_grant` (RFC 6749 §5.2).
-    InvalidGrant,
-    /// `unauthorized_client` (RFC 6749 §5.2).
-    UnauthorizedClient,
-    /// `unsupported_grant_type` (RFC 6749 §5.2).
-    UnsupportedGrantType,
-    /// `invalid_scope` (RFC 6749 §5.2).
-    InvalidScope,
-    /// `access_denied` (RFC 6749 §4.1.2.1): the user or the server refused.
-    AccessDenied,
-    /// `unsupported_response_type` (RFC 6749 §4.1.2.1).
-    UnsupportedResponseType,
-    /// `server_error` (RFC 6749 §4.1.2.1).
-    ServerError,
-    /// `temporarily_unavailable` (RFC 6749 §4.1.2.1).
-    TemporarilyUnavailable,
-    /// `slow_down` (RFC 8628 §3.5), used by the proxy for rate limiting.
-    SlowDown,
-    /// Any other code, e.g. the proxy's `error_kick_server_error` or `not_found`.
-    Other(String),
-}
-
-impl OAuthErrorCode {
-    /// Parses a code as it appears on the wire.
-    pub fn parse(code: &str) -> Self {
-        match code {
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "invalid_grant" => Self::InvalidGrant,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "unsupported_grant_type" => Self::UnsupportedGrantType,
-            "invalid_scope" => Self::InvalidScope,
-            "access_denied" => Self::AccessDenied,
-            "unsupported_response_type" => Self::UnsupportedResponseType,
-            "server_error" => Self::ServerError,
-            "temporarily_unavailable" => Self::TemporarilyUnavailable,
-            "slow_down" => Self::SlowDown,
-            other => Self::Other(sanitize(other, 64)),
-        }
-    }
-
-    /// The code as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::AccessDenied => "access_denied",
-            Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-            Self::SlowDown => "slow_down",
-            Self::Other(code) => code,
-        }
-    }
-}
-
-impl fmt::Display for OAuthErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -94,7 +94,6 @@ pub mod manager;
 pub mod pkce;
 pub mod proxy;
 mod random;
-mod secret;
 pub mod store;
 pub mod tokens;
 

@@ -4,16 +4,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::secret::secret_type;
+use oauth_types::pkce::{check_verifier, check_verifier_len, VERIFIER_ALPHABET as UNRESERVED};
+use oauth_types::secret_type;
+
 use crate::{random, Error};
 
-/// The characters RFC 7636 §4.1 allows in a `code_verifier`: `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
-const UNRESERVED: &[u8; 66] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
-
-/// Shortest verifier RFC 7636 §4.1 allows.
-pub const MIN_VERIFIER_LEN: usize = 43;
-/// Longest verifier RFC 7636 §4.1 allows.
-pub const MAX_VERIFIER_LEN: usize = 128;
+/// Shortest and longest verifier RFC 7636 §4.1 allows: the rule the proxy checks, shared with it
+/// (defined once in `oauth-types`).
+pub use oauth_types::pkce::{MAX_VERIFIER_LEN, MIN_VERIFIER_LEN};
 /// Length of [`PkceVerifier::generate`]'s verifiers: 64 characters of a 66-symbol alphabet, about
 /// 387 bits of entropy (RFC 7636 §7.1 asks for at least 256).
 pub const DEFAULT_VERIFIER_LEN: usize = 64;
@@ -21,7 +19,8 @@ pub const DEFAULT_VERIFIER_LEN: usize = 64;
 secret_type!(
     /// A PKCE `code_verifier` (RFC 7636 §4.1): kept by the app, sent only to the proxy's token
     /// endpoint, never in the browser URL.
-    PkceVerifier
+    PkceVerifier,
+    serde
 );
 
 impl PkceVerifier {
@@ -33,7 +32,7 @@ impl PkceVerifier {
     /// A fresh verifier of `len` characters (43 to 128, RFC 7636 §4.1), each drawn uniformly from
     /// the unreserved set by rejection sampling so no character is more likely than another.
     pub fn generate_with_len(len: usize) -> Result<Self, Error> {
-        check_len(len)?;
+        check_verifier_len(len).map_err(|e| Error::Config(e.to_string()))?;
         // 66 symbols: accept bytes below 198 = 3 * 66 so `byte % 66` is uniform.
         const LIMIT: u8 = 198;
         let mut out = String::with_capacity(len);
@@ -54,12 +53,7 @@ impl PkceVerifier {
     /// Wraps an existing verifier after checking its length and characters (RFC 7636 §4.1).
     pub fn parse(value: impl Into<String>) -> Result<Self, Error> {
         let value = value.into();
-        check_len(value.len())?;
-        if !value.bytes().all(|b| UNRESERVED.contains(&b)) {
-            return Err(Error::Config(
-                "a PKCE verifier may only contain A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)".into(),
-            ));
-        }
+        check_verifier(&value).map_err(|e| Error::Config(e.to_string()))?;
         Ok(Self::new(value))
     }
 
@@ -67,16 +61,6 @@ impl PkceVerifier {
     /// It is safe to put in the authorization URL.
     pub fn challenge_s256(&self) -> String {
         URL_SAFE_NO_PAD.encode(Sha256::digest(self.secret().as_bytes()))
-    }
-}
-
-fn check_len(len: usize) -> Result<(), Error> {
-    if (MIN_VERIFIER_LEN..=MAX_VERIFIER_LEN).contains(&len) {
-        Ok(())
-    } else {
-        Err(Error::Config(format!(
-            "a PKCE verifier must be {MIN_VERIFIER_LEN} to {MAX_VERIFIER_LEN} characters (RFC 7636 §4.1), not {len}"
-        )))
     }
 }
 

@@ -78,24 +78,9 @@ impl RetryPolicy {
     }
 }
 
-/// The `token_type_hint` of a revocation request (RFC 7009 §2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenTypeHint {
-    /// `access_token`.
-    AccessToken,
-    /// `refresh_token`.
-    RefreshToken,
-}
-
-impl TokenTypeHint {
-    /// The value as sent.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenTypeHint::AccessToken => "access_token",
-            TokenTypeHint::RefreshToken => "refresh_token",
-        }
-    }
-}
+/// The `token_type_hint` of a revocation request, shared with the proxy (defined once in
+/// `oauth-types`).
+pub use oauth_types::TokenTypeHint;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
@@ -430,7 +415,7 @@ fn classify_status(
         s @ 500..=599 => temporary(TemporaryKind::Server(s)),
         s => Error::Rejected {
             status: s,
-            error: OAuthErrorCode::parse(code.unwrap_or("")),
+            error: OAuthErrorCode::parse_lossy(code.unwrap_or("")),
             description,
         },
     }

@@ -4,22 +4,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::secret::secret_type;
+use oauth_types::secret_type;
 
 secret_type!(
     /// An OAuth access token (RFC 6749 §1.4), sent to Kick's API as `Authorization: Bearer …`
     /// (RFC 6750 §2.1).
-    AccessToken
+    AccessToken,
+    serde
 );
 
 secret_type!(
     /// An OAuth refresh token (RFC 6749 §1.5), sent only to the proxy's `/refresh` and `/revoke`.
-    RefreshToken
+    RefreshToken,
+    serde
 );
 
 secret_type!(
     /// An authorization code from the redirect (RFC 6749 §4.1.2): single-use, short-lived.
-    AuthorizationCode
+    AuthorizationCode,
+    serde
 );
 
 /// How long a token is assumed to live when the response has no `expires_in` (RFC 6749 §5.1 makes it

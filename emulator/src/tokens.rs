@@ -2,6 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use oauth_types::pkce::{check_verifier, VerifierError, MIN_VERIFIER_LEN};
 use sha2::{Digest, Sha256};
 
 /// Length of every code and token the emulator issues. Kick's are 48 characters of `[A-Z0-9]`
@@ -68,17 +69,13 @@ impl VerifierProblem {
 /// RFC 7636 §4.6 with `S256`: `BASE64URL(SHA256(verifier)) == challenge`, after the §4.1 shape
 /// checks fosite makes (43..=128 characters of `[A-Za-z0-9-._~]`).
 pub(crate) fn check_s256(verifier: &str, challenge: &str) -> Result<(), VerifierProblem> {
-    if verifier.len() < 43 {
-        return Err(VerifierProblem::TooShort);
-    }
-    if verifier.len() > 128 {
-        return Err(VerifierProblem::TooLong);
-    }
-    if !verifier
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-    {
-        return Err(VerifierProblem::BadCharacters);
+    match check_verifier(verifier) {
+        Ok(()) => {}
+        Err(VerifierError::Length(len)) if len < MIN_VERIFIER_LEN => {
+            return Err(VerifierProblem::TooShort)
+        }
+        Err(VerifierError::Length(_)) => return Err(VerifierProblem::TooLong),
+        Err(VerifierError::Characters) => return Err(VerifierProblem::BadCharacters),
     }
     let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     if constant_time_eq(computed.as_bytes(), challenge.as_bytes()) {

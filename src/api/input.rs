@@ -11,6 +11,9 @@ use crate::reply::ApiError;
 use crate::secret::{AnyToken, AuthorizationCode, CodeVerifier, RefreshToken};
 use std::borrow::Cow;
 
+// The RFC 7636 verifier rule and RFC 7009 hint are shared with the client (`oauth-types`).
+pub use crate::oauth::{is_valid_verifier, TokenTypeHint};
+
 fn invalid(text: &'static str) -> ApiError {
     ApiError::InvalidRequest(Cow::Borrowed(text))
 }
@@ -73,14 +76,6 @@ impl CodeExchange {
     }
 }
 
-/// RFC 7636 §4.1: `code-verifier = 43*128unreserved`, `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"`.
-pub fn is_valid_verifier(verifier: &str) -> bool {
-    (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
 /// `POST /api/v1/{provider}/refresh` input (RFC 6749 §6).
 #[derive(Debug)]
 pub struct Refresh {
@@ -104,26 +99,6 @@ pub struct Revocation {
     pub token: AnyToken,
     /// `access_token` or `refresh_token`, when the caller said.
     pub token_type_hint: Option<TokenTypeHint>,
-}
-
-/// RFC 7009 §2.1 `token_type_hint`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum TokenTypeHint {
-    /// `access_token`.
-    AccessToken,
-    /// `refresh_token`.
-    RefreshToken,
-}
-
-impl TokenTypeHint {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AccessToken => "access_token",
-            Self::RefreshToken => "refresh_token",
-        }
-    }
 }
 
 impl Revocation {

@@ -14,7 +14,7 @@ use kick_oauth_client::{
     ManualClock, ProxyClient, RetryPolicy, Scope, TokenManager, TokenSet, TokenStore,
     TokenTypeHint,
 };
-use kick_oauth_proxy::dev::{DevEnvironment, DEV_REDIRECT_URI};
+use kick_oauth_proxy::cli::dev::{DevEnvironment, DEV_REDIRECT_URI};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -9,7 +9,7 @@
 use crate::helpers::{assert_error, assert_kick_502, assert_token_headers, TestApp};
 use kick_emulator::{Emulator, EmulatorConfig, Fault, RegisteredClient};
 use kick_oauth_client::{parse_callback_url, AuthorizeRequest, PkceVerifier, Scope};
-use kick_oauth_proxy::dev::DevEnvironment;
+use kick_oauth_proxy::cli::dev::DevEnvironment;
 use serde_json::{json, Value};
 use std::io::Read;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! `kick-oauth-proxy login` end to end and headless: the binary against `dev` mode's emulator and
 //! proxy, through the loopback callback, with the token file checked on disk.
 
-use kick_oauth_proxy::dev::DevEnvironment;
+use kick_oauth_proxy::cli::dev::DevEnvironment;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};

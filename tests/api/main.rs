@@ -5,6 +5,7 @@ mod client_manager;
 mod config;
 mod connections;
 mod e2e;
+mod emulator_command;
 mod grant_type;
 mod helpers;
 mod lifecycle;

@@ -7,7 +7,7 @@
 //! and parses the answer strictly (RFC 6749 §5.1 success, §5.2 errors), so this proves the
 //! proxy's responses are standard, not just what `kick-oauth-client` happens to accept.
 
-use kick_oauth_proxy::dev::DevEnvironment;
+use kick_oauth_proxy::cli::dev::DevEnvironment;
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl,

@@ -4,14 +4,16 @@
 //! does, with the `kick-oauth-client` crate: PKCE, authorize, callback, exchange, refresh, revoke,
 //! and a refresh with the revoked token that must fail. Every step is printed with tokens redacted.
 
-use crate::config::Settings;
-use crate::server::Application;
+use crate::config::{LogFormat, LogSettings, Settings};
+use crate::server::startup::{shutdown_signal, Application};
+use crate::telemetry;
 use kick_emulator::{Emulator, EmulatorConfig, RegisteredClient};
 use kick_oauth_client::{
     parse_callback_url, AuthorizeRequest, Error as ClientError, PkceVerifier, ProxyClient,
     RefreshToken, Scope, TokenTypeHint,
 };
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use tokio::sync::oneshot;
 
 /// The redirect URI the self-check uses (registered at the emulator, allowed by the proxy).
@@ -274,4 +276,47 @@ revoke_url = {revoke:?}
 "#
         )
     }
+}
+
+/// `kick-oauth-proxy dev`: starts both, runs the self-check, then serves until Ctrl-C (or exits
+/// after the check with `check`: 0 when the login worked).
+pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -> ExitCode {
+    telemetry::init(&LogSettings {
+        format: LogFormat::Text,
+        filter: "warn".to_owned(),
+    });
+    let env = match DevEnvironment::start_with(listen, emulator_listen, "").await {
+        Ok(env) => env,
+        Err(error) => {
+            eprintln!("kick-oauth-proxy dev: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Kick emulator  {}", env.emulator.base_url());
+    println!(
+        "proxy          {}  (client {}, secret from the emulator)",
+        env.proxy_url(),
+        env.client.client_id
+    );
+    println!();
+    println!("Logging in as a desktop app would:");
+    let result = env.self_check(&mut |line| println!("  {line}")).await;
+    match &result {
+        Ok(()) => println!("Login flow OK: PKCE, authorize, callback, exchange, refresh, revoke."),
+        Err(error) => println!("Login flow FAILED at {error}"),
+    }
+    if check || result.is_err() {
+        env.shutdown().await;
+        return if result.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    println!();
+    print!("{}", env.try_it());
+    println!("Serving until Ctrl-C.");
+    shutdown_signal().await;
+    env.shutdown().await;
+    ExitCode::SUCCESS
 }

@@ -6,11 +6,13 @@
 //! `--revoke` act on the stored tokens. `--auto-approve` fetches the authorize URL itself and
 //! follows the redirect to the callback, for the emulator of `dev` mode, which approves at once.
 
+use super::LoginArgs;
 use kick_oauth_client::{
     AuthorizeRequest, CallbackListener, Error as ClientError, FileTokenStore, ProxyClient, Scope,
     TokenManager, TokenSet, TokenStore,
 };
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -237,4 +239,37 @@ fn summary(options: &LoginOptions, tokens: Option<TokenSet>, say: &mut dyn FnMut
         "  stored in      {} (mode 0600)",
         options.store.display()
     ));
+}
+
+/// `kick-oauth-proxy login` from its parsed arguments: exit 0 when the action worked.
+pub async fn command(args: LoginArgs) -> ExitCode {
+    let action = if args.refresh {
+        LoginAction::Refresh
+    } else if args.revoke {
+        LoginAction::Revoke
+    } else {
+        LoginAction::Login
+    };
+    let options = LoginOptions {
+        store: args.store.unwrap_or_else(|| default_store(&args.provider)),
+        proxy: args.proxy,
+        provider: args.provider,
+        client_id: args.client_id,
+        redirect_uri: args.redirect_uri,
+        scopes: args.scopes,
+        authorize_url: args.authorize_url,
+        auto_approve: args.auto_approve,
+        no_browser: args.no_browser,
+        timeout: std::time::Duration::from_secs(args.timeout_secs),
+    };
+    match run(&options, action, &mut |line| println!("{line}")).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kick-oauth-proxy login: {error}");
+            if matches!(&error, LoginError::Client(e) if e.is_login_required()) {
+                eprintln!("The grant is gone: log in again.");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }
