@@ -42,10 +42,13 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
                     tokio::spawn(async move {
                         // Leaves the map however the work ends, a panic included, so a failed
                         // flight cannot leave identical requests waiting on a dead channel.
-                        let _leave = LeaveOnDrop { map, index };
+                        let leave = LeaveOnDrop { map, index };
                         let result = work.await;
-                        // Publish, then leave the map: a request arriving after this finds the
-                        // replay entry the work stored.
+                        // Leave the map, then publish. A request arriving after this finds the
+                        // replay entry the work stored (replay on), or makes its own call
+                        // (replay off): it must not share an answer that is already complete,
+                        // which would be a replay the operator turned off.
+                        drop(leave);
                         let _ = sender.send(Some(result));
                     });
                     (receiver, false)
@@ -124,5 +127,14 @@ mod tests {
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(shared, 49);
         assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_after_the_flight_finished_runs_its_own_work() {
+        let flights: Flights<u32> = Flights::default();
+        assert_eq!(flights.run([3; 32], async { 1 }).await, Some((1, false)));
+        // However soon it comes, the finished flight has left the map: no answer is shared.
+        assert_eq!(flights.in_flight(), 0);
+        assert_eq!(flights.run([3; 32], async { 2 }).await, Some((2, false)));
     }
 }
