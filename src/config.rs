@@ -267,6 +267,8 @@ struct RawProvider {
     preset: Option<String>,
     client_auth: Option<ClientAuth>,
     ca_file: Option<PathBuf>,
+    // Relay (issue #16): `[providers.<name>.relay]`, validated by `crate::relay::settings`.
+    relay: Option<crate::relay::settings::RelaySettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -394,6 +396,8 @@ pub struct ProviderSettings {
     pub ca_file: Option<PathBuf>,
     /// The certificates read from `ca_file` at validation (empty without one).
     pub ca_certificates: CaCertificates,
+    /// `[providers.<name>.relay]`: the stateless loopback authorize relay, when configured.
+    pub relay: Option<crate::relay::settings::Relay>,
 }
 
 /// What `check-config` prints in place of an inline secret.
@@ -426,6 +430,10 @@ impl Serialize for ProviderSettings {
         st.serialize_field("timeout_secs", &self.timeout.as_secs())?;
         if let Some(path) = &self.ca_file {
             st.serialize_field("ca_file", path)?;
+        }
+        // Relay (issue #16).
+        if let Some(relay) = &self.relay {
+            st.serialize_field("relay", relay)?;
         }
         st.end()
     }
@@ -612,10 +620,12 @@ impl ServerSettings {
 }
 
 /// Keys whose environment value is a TOML array.
-const LIST_KEYS: [&str; 3] = [
+const LIST_KEYS: [&str; 4] = [
     "allowed_redirect_uris",
     "trusted_proxies",
     "cors_allowed_origins",
+    // Relay (issue #16): `providers.<name>.relay.targets`.
+    "targets",
 ];
 /// Keys whose environment value is a number (besides every `*_secs`).
 const NUMBER_KEYS: [&str; 10] = [
@@ -950,6 +960,11 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
             .map_err(|m| ConfigError::new(key("ca_file"), format!("{}: {m}", path.display())))?,
         None => CaCertificates::default(),
     };
+    // Relay (issue #16): its own validation, keys named `providers.<name>.relay.*`.
+    let relay = match raw.relay {
+        Some(relay) => Some(relay.validate(name, preset.name)?),
+        None => None,
+    };
     Ok(ProviderSettings {
         name: name.to_owned(),
         display_name: if preset.display_name.is_empty() {
@@ -971,6 +986,7 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         timeout: Duration::from_secs(timeout_secs),
         ca_file,
         ca_certificates,
+        relay,
     })
 }
 
@@ -1065,7 +1081,7 @@ fn reader_identity() -> String {
     }
 }
 
-fn read_secret_file(path: &Path) -> Result<String, String> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<String, String> {
     let mut text = String::from_utf8(read_small_file(path, MAX_SECRET_FILE)?)
         .map_err(|_| "cannot read: not UTF-8 text".to_owned())?;
     while text.ends_with('\n') || text.ends_with('\r') {

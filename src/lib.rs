@@ -16,6 +16,7 @@
 //! - [`upstream`]: the provider's token endpoint, deadline, body cap, outcome classification,
 //!   the next-secret fallback, and the per-provider circuit breaker;
 //! - [`replay`]: encrypted idempotent replay and single-flight for exchanges and refreshes;
+//! - [`relay`]: the stateless loopback authorize relay (`GET …/authorize`, `GET …/callback`);
 //! - [`metrics`]: Prometheus metrics for the admin listener;
 //! - [`tls`]: TLS termination with a reloadable certificate;
 //! - [`oauth`]: RFC 6749 error codes and the normalised token response;
@@ -38,6 +39,7 @@ pub mod login;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod relay;
 pub mod replay;
 pub mod routes;
 pub mod secret;

@@ -132,7 +132,9 @@ impl AppState {
                 })?;
                 let provider = Provider {
                     label: Arc::new(ProviderLabel::new(name, &p.display_name)),
-                    allowed_redirect_uris: ArcSwap::from_pointee(p.allowed_redirect_uris.clone()),
+                    allowed_redirect_uris: ArcSwap::from_pointee(crate::relay::redirect_allowlist(
+                        p,
+                    )),
                     upstream,
                     breaker: Breaker::new(
                         settings.limits.breaker_failures,
@@ -180,7 +182,7 @@ impl AppState {
             });
             provider
                 .allowed_redirect_uris
-                .store(Arc::new(new.allowed_redirect_uris.clone()));
+                .store(Arc::new(crate::relay::redirect_allowlist(new)));
             if let Some(built) = self.inner.built_from.get(name) {
                 needs_restart.extend(
                     built
@@ -272,6 +274,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/{provider}/revoke",
             post(token::revoke).route_layer(rate(&limits.revoke)),
         )
+        // Relay (issue #16): GET /api/v1/{provider}/authorize and /callback.
+        .merge(crate::relay::router())
         .route_layer(middleware::from_fn_with_state(
             limits.shed.clone(),
             limits::load_shed,
