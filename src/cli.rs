@@ -76,14 +76,16 @@ pub struct LoginArgs {
     #[arg(long)]
     pub proxy: String,
     /// Your app's client id (public); needed to log in.
-    #[arg(long, required_unless_present_any = ["refresh", "revoke"])]
+    #[arg(long, required_unless_present_any = ["refresh", "revoke", "relay"])]
     pub client_id: Option<String>,
     /// The provider (the `{provider}` path segment).
     #[arg(long, default_value = "kick")]
     pub provider: String,
-    /// A loopback redirect URI registered at the provider and allowed by the proxy.
-    #[arg(long, default_value = crate::dev::DEV_REDIRECT_URI)]
-    pub redirect_uri: String,
+    /// A loopback redirect URI registered at the provider and allowed by the proxy (default
+    /// http://localhost:1420/auth/callback); with --relay, the loopback target, port 0 for an
+    /// ephemeral one (default http://127.0.0.1:0/callback).
+    #[arg(long)]
+    pub redirect_uri: Option<String>,
     /// A scope to ask for; repeat for several.
     #[arg(long = "scope", default_values_t = ["user:read".to_owned()])]
     pub scopes: Vec<String>,
@@ -109,6 +111,13 @@ pub struct LoginArgs {
     /// Revoke the stored tokens and delete them.
     #[arg(long)]
     pub revoke: bool,
+    /// Log in through the proxy's authorize relay on an ephemeral loopback port (for providers
+    /// that allow no wildcard port, such as Kick and Twitch); no --client-id needed.
+    #[arg(long, conflicts_with_all = ["refresh", "revoke", "authorize_url"])]
+    pub relay: bool,
+    /// With --relay: the relay's callback URL, when it is not <proxy>/api/v1/<provider>/callback.
+    #[arg(long, requires = "relay")]
+    pub relay_callback_url: Option<String>,
 }
 
 /// Runs the parsed command; the process exit code.
@@ -227,12 +236,20 @@ async fn login(args: LoginArgs) -> ExitCode {
         proxy: args.proxy,
         provider: args.provider,
         client_id: args.client_id,
-        redirect_uri: args.redirect_uri,
+        redirect_uri: args.redirect_uri.unwrap_or_else(|| {
+            if args.relay {
+                kick_oauth_client::RELAY_LOOPBACK_TARGET.to_owned()
+            } else {
+                crate::dev::DEV_REDIRECT_URI.to_owned()
+            }
+        }),
         scopes: args.scopes,
         authorize_url: args.authorize_url,
         auto_approve: args.auto_approve,
         no_browser: args.no_browser,
         timeout: std::time::Duration::from_secs(args.timeout_secs),
+        relay: args.relay,
+        relay_callback_url: args.relay_callback_url,
     };
     match crate::login::run(&options, action, &mut |line| println!("{line}")).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,11 +281,18 @@ async fn dev(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -> Ex
         env.proxy_url(),
         env.client.client_id
     );
+    println!(
+        "relay          {}/api/v1/kick/authorize  (callback {}, registered at the emulator)",
+        env.proxy_url(),
+        env.relay_callback_url
+    );
     println!();
     println!("Logging in as a desktop app would:");
     let result = env.self_check(&mut |line| println!("  {line}")).await;
     match &result {
-        Ok(()) => println!("Login flow OK: PKCE, authorize, callback, exchange, refresh, revoke."),
+        Ok(()) => println!(
+            "Login flow OK: PKCE, authorize, callback, exchange, refresh, revoke, relayed login."
+        ),
         Err(error) => println!("Login flow FAILED at {error}"),
     }
     if check || result.is_err() {

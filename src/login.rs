@@ -4,11 +4,13 @@
 //! Log in: print (and try to open) the authorize URL, wait on the loopback callback, exchange the
 //! code through the proxy, store the tokens (mode 0600), print a redacted summary. `--refresh` and
 //! `--revoke` act on the stored tokens. `--auto-approve` fetches the authorize URL itself and
-//! follows the redirect to the callback, for the emulator of `dev` mode, which approves at once.
+//! follows the redirects to the callback, for the emulator of `dev` mode, which approves at once.
+//! `--relay` logs in through the proxy's authorize relay on an ephemeral loopback port (no client
+//! id needed; the code is exchanged with the relay's callback URL).
 
 use kick_oauth_client::{
-    AuthorizeRequest, CallbackListener, Error as ClientError, FileTokenStore, ProxyClient, Scope,
-    TokenManager, TokenSet, TokenStore,
+    AuthorizeRequest, CallbackListener, Error as ClientError, FileTokenStore, PendingLogin,
+    ProxyClient, RelayAuthorizeRequest, Scope, TokenManager, TokenSet, TokenStore,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +39,11 @@ pub struct LoginOptions {
     pub no_browser: bool,
     /// How long to wait for the callback.
     pub timeout: Duration,
+    /// Log in through the proxy's authorize relay (`redirect_uri` is then the loopback target,
+    /// port 0 for an ephemeral one).
+    pub relay: bool,
+    /// The relay's callback URL, when it is not `{proxy}/api/v1/{provider}/callback`.
+    pub relay_callback_url: Option<String>,
 }
 
 /// What to do with the options.
@@ -115,25 +122,43 @@ async fn login(
     manager: &TokenManager,
     say: &mut dyn FnMut(String),
 ) -> Result<(), LoginError> {
-    let client_id = options
-        .client_id
-        .clone()
-        .ok_or_else(|| LoginError::Other("--client-id is required to log in".to_owned()))?;
     let listener = CallbackListener::bind(&options.redirect_uri)
         .await?
         .timeout(options.timeout);
-    let (url, pending) = AuthorizeRequest::new(client_id, listener.redirect_uri())
-        .authorize_url(options.authorize_url.clone())
-        .scopes(
-            options
-                .scopes
-                .iter()
-                .filter_map(|s| s.parse::<Scope>().ok()),
+    let scopes = options
+        .scopes
+        .iter()
+        .filter_map(|s| s.parse::<Scope>().ok());
+    let (url, pending): (_, PendingLogin) = if options.relay {
+        let mut request = RelayAuthorizeRequest::new(
+            options.proxy.clone(),
+            options.provider.clone(),
+            listener.redirect_uri(),
         )
-        .build()?;
+        .scopes(scopes);
+        if let Some(callback) = &options.relay_callback_url {
+            request = request.callback_url(callback.clone());
+        }
+        let built = request.build()?;
+        say(format!(
+            "Relayed login: the proxy sends the code to {} and it is exchanged with redirect_uri {}.",
+            listener.redirect_uri(),
+            built.1.redirect_uri()
+        ));
+        built
+    } else {
+        let client_id = options
+            .client_id
+            .clone()
+            .ok_or_else(|| LoginError::Other("--client-id is required to log in".to_owned()))?;
+        AuthorizeRequest::new(client_id, listener.redirect_uri())
+            .authorize_url(options.authorize_url.clone())
+            .scopes(scopes)
+            .build()?
+    };
     say(format!("Open this URL to log in:\n\n  {url}\n"));
     let browser = if options.auto_approve {
-        say("--auto-approve: fetching it and following the redirect to the callback.".to_owned());
+        say("--auto-approve: fetching it and following the redirects to the callback.".to_owned());
         Some(tokio::spawn(approve(url.to_string())))
     } else {
         if !options.no_browser {
@@ -148,7 +173,7 @@ async fn login(
     let code = listener.wait(&pending).await?;
     if let Some(browser) = browser {
         match browser.await {
-            Ok(Ok(())) => {}
+            Ok(Ok(_)) => {}
             Ok(Err(message)) => return Err(LoginError::Other(message)),
             Err(e) => return Err(LoginError::Other(format!("approval task failed: {e}"))),
         }
@@ -160,34 +185,62 @@ async fn login(
     Ok(())
 }
 
-/// What a browser does when the provider approves at once: fetch, follow one redirect.
-async fn approve(url: String) -> Result<(), String> {
+/// Redirects a login may take: direct, authorize → callback; relayed, proxy → provider → proxy →
+/// callback.
+const MAX_HOPS: usize = 5;
+
+/// One request the auto-approving "browser" made: its status and its URL without the query (the
+/// query may hold a code or states), for printing.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    /// The HTTP status answered.
+    pub status: u16,
+    /// Scheme, host, port and path of the URL requested.
+    pub url: String,
+}
+
+/// What a browser does when the provider approves at once: fetch the authorize URL and follow its
+/// redirects (at most [`MAX_HOPS`]) until a page answers, the loopback callback's included.
+pub async fn approve(url: String) -> Result<Vec<Hop>, String> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {}", e.without_url()))?;
-    let answer = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("authorize request failed: {}", e.without_url()))?;
-    let location = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            format!(
-                "the authorize endpoint did not redirect (HTTP {}); --auto-approve needs the emulator",
-                answer.status()
-            )
-        })?
-        .to_owned();
-    http.get(location)
-        .send()
-        .await
-        .map_err(|e| format!("callback request failed: {}", e.without_url()))?;
-    Ok(())
+    let mut next = reqwest::Url::parse(&url).map_err(|e| format!("not a URL: {e}"))?;
+    let mut hops = Vec::new();
+    for _ in 0..=MAX_HOPS {
+        let answer = http
+            .get(next.clone())
+            .send()
+            .await
+            .map_err(|e| format!("request {} failed: {}", hops.len() + 1, e.without_url()))?;
+        let mut shown = next.clone();
+        shown.set_query(None);
+        hops.push(Hop {
+            status: answer.status().as_u16(),
+            url: shown.to_string(),
+        });
+        if !answer.status().is_redirection() {
+            if hops.len() == 1 {
+                return Err(format!(
+                    "the authorize endpoint did not redirect (HTTP {}); --auto-approve needs the \
+                     emulator",
+                    answer.status()
+                ));
+            }
+            return Ok(hops);
+        }
+        let location = answer
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| format!("HTTP {} without a Location", answer.status()))?;
+        next = next
+            .join(location)
+            .map_err(|e| format!("bad Location: {e}"))?;
+    }
+    Err(format!("more than {MAX_HOPS} redirects"))
 }
 
 fn open_browser(url: &str) {
