@@ -3,7 +3,7 @@
 //!
 //! Where each part comes from:
 //! - operations: the `#[utoipa::path]` annotations on the handlers (`routes::token`,
-//!   `routes::health`, and [`serve`] here);
+//!   `routes::health`, `relay::handlers`, and [`serve`] here);
 //! - request bodies: the documentation structs next to the rules they restate
 //!   (`routes::input::{TokenRequest, RefreshRequest, RevokeRequest}`; `TokenRequest` is one of
 //!   `AuthorizationCodeGrant` and `RefreshTokenGrant`), probe bodies next to the
@@ -55,6 +55,9 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         health::healthz,
         health::readyz,
         serve,
+        // Relay (issue #16).
+        crate::relay::handlers::authorize,
+        crate::relay::handlers::callback,
     ),
     components(
         schemas(ErrorResponse, TokenResponse, RevokeResponse),
@@ -75,6 +78,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
     ),
     tags(
         (name = "oauth", description = "Token exchange, refresh and revocation."),
+        (name = "relay", description = "The stateless loopback authorize relay: logins on an ephemeral loopback port for providers that compare redirect URIs exactly."),
         (name = "probes", description = "Liveness and readiness for orchestrators and load balancers."),
         (name = "meta", description = "This document."),
     ),

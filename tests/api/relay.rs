@@ -970,3 +970,49 @@ fn relay_secrets_come_from_files_or_env_and_check_config_prints_them_redacted() 
     );
     assert!(printed.contains("flow_lifetime_secs = 300"), "{printed}");
 }
+
+#[test]
+fn the_relay_endpoints_are_in_the_openapi_document() {
+    let doc: serde_json::Value =
+        serde_json::from_str(kick_oauth_proxy::openapi::document_json()).expect("JSON");
+    for (path, required) in [
+        (
+            "/api/v1/{provider}/authorize",
+            &[
+                "provider",
+                "redirect_uri",
+                "state",
+                "code_challenge",
+                "code_challenge_method",
+            ][..],
+        ),
+        ("/api/v1/{provider}/callback", &["provider", "state"][..]),
+    ] {
+        let operation = &doc["paths"][path]["get"];
+        assert_eq!(operation["tags"], json!(["relay"]), "{path}");
+        let responses = &operation["responses"];
+        assert!(
+            responses["302"]["headers"]["Location"].is_object(),
+            "{path}"
+        );
+        assert!(
+            responses["302"]["headers"]["Referrer-Policy"].is_object(),
+            "{path}"
+        );
+        assert!(
+            responses["400"]["content"]["text/html"].is_object(),
+            "{path}"
+        );
+        for status in ["404", "405", "503"] {
+            assert!(responses.get(status).is_some(), "{path} {status}");
+        }
+        let listed: Vec<&str> = operation["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter(|p| p["required"] == true)
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(listed, required, "{path}");
+    }
+}
