@@ -1016,3 +1016,70 @@ fn the_relay_endpoints_are_in_the_openapi_document() {
         assert_eq!(listed, required, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_reload_applies_a_new_sealing_secret_and_callback_url() {
+    let relay_table = |callback: &str, current: &str, previous: Option<&str>| {
+        let previous = previous
+            .map(|p| format!("previous_sealing_secret = {p:?}\n"))
+            .unwrap_or_default();
+        Settings::from_toml_with_env(
+            &config_with_relay(&format!(
+                "callback_url = {callback:?}\nsealing_secret = {current:?}\n{previous}"
+            )),
+            [],
+        )
+        .expect("valid")
+    };
+    let before = relay_table(
+        "https://a.example.com/api/v1/kick/callback",
+        SEALING_SECRET,
+        None,
+    );
+    let app = Application::build(before).await.expect("build");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client");
+    let authorize = format!(
+        "http://{addr}/api/v1/kick/authorize?{}",
+        authorize_query("http://127.0.0.1:5000/callback", &[])
+    );
+    let location = |answer: reqwest::Response| {
+        Url::parse(answer.headers()["location"].to_str().expect("ascii")).expect("URL")
+    };
+    let first = location(http.get(&authorize).send().await.expect("answer"));
+    let old_state = query_value(&first, "state").expect("state");
+
+    let restart_keys = state.reload(&relay_table(
+        "https://b.example.com/api/v1/kick/callback",
+        OTHER_SECRET,
+        Some(SEALING_SECRET),
+    ));
+    assert!(restart_keys.is_empty(), "{restart_keys:?}");
+    let second = location(http.get(&authorize).send().await.expect("answer"));
+    assert_eq!(
+        query_value(&second, "redirect_uri").as_deref(),
+        Some("https://b.example.com/api/v1/kick/callback")
+    );
+    let new_state = query_value(&second, "state").expect("state");
+    assert!(Sealer::from_secrets(OTHER_SECRET, None)
+        .open("kick", &new_state, now())
+        .is_ok());
+    // A login started before the reload still comes back.
+    let back = http
+        .get(format!(
+            "http://{addr}/api/v1/kick/callback?code=c0de&state={old_state}"
+        ))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(back.status(), 302);
+    assert!(location(back)
+        .as_str()
+        .starts_with("http://127.0.0.1:5000/callback?code=c0de&state="));
+}
