@@ -174,7 +174,10 @@ timeout_secs = 2
         "the capture works and holds the request lines:\n{output}"
     );
     assert!(output.contains("upstream call failed"), "{output}");
-    for route in ["/api/v1/{provider}/authorize", "/api/v1/{provider}/callback"] {
+    for route in [
+        "/api/v1/{provider}/authorize",
+        "/api/v1/{provider}/callback",
+    ] {
         assert!(
             output.contains(&format!("\"route\":\"{route}\"")),
             "the relayed flow's request lines are in the capture: {route}"
