@@ -22,6 +22,10 @@
 //! - [`providers`]: the presets as data (endpoints, revocation shape, error dialect, redirect
 //!   rule).
 //!
+//! Beside it, the relay: [`api::relay`] serves `GET …/authorize` and `GET …/callback` (the stateless
+//! loopback authorize relay), with [`relay`] (sealing the provider `state`, the loopback target
+//! rule) and `config::relay` (its settings) below.
+//!
 //! Shared below them all:
 //! - [`reply`]: endpoint, outcome, [`reply::ApiError`] and the one place errors become JSON;
 //! - [`oauth`]: RFC 6749 error codes, the normalised token response, description sanitising;
@@ -43,6 +47,7 @@ mod front_door;
 mod metrics;
 pub mod oauth;
 mod providers;
+pub mod relay;
 pub mod reply;
 pub mod secret;
 pub mod server;

@@ -32,6 +32,9 @@ const BEARER: &str = "CANARYbearer0009";
 const BAD_CODE: &str = "CANARY bad code 0010";
 const REVOKED: &str = "CANARYrevoked0011";
 const GRANT_TYPE: &str = "CANARYgrantType0012";
+const APP_STATE: &str = "CANARYappState0013";
+const RELAY_CODE: &str = "CANARYrelayCode0014";
+const RELAY_ERROR: &str = "CANARYrelayError0015";
 const REDIRECT: &str = "http://localhost:1420/auth/callback";
 
 #[derive(Clone, Default)]
@@ -143,7 +146,8 @@ async fn no_secret_reaches_the_logs_at_trace() {
         statuses,
         [200, 200, 400, 502, 200, 200, 400, 400, 400, 400, 415, 200]
     );
-    let live_tokens = emulator_flow().await;
+    let mut live_tokens = emulator_flow().await;
+    live_tokens.extend(relay_flow().await);
     let probe = http
         .get(format!("{base}/healthz"))
         .header("authorization", format!("Bearer {BEARER}"))
@@ -158,6 +162,16 @@ async fn no_secret_reaches_the_logs_at_trace() {
         "the capture works and holds the request lines:\n{output}"
     );
     assert!(output.contains("upstream call failed"), "{output}");
+    for route in [
+        "/api/v1/{provider}/authorize",
+        "/api/v1/{provider}/callback",
+    ] {
+        assert!(
+            output.contains(&format!("\"route\":\"{route}\"")),
+            "the relayed flow's request lines are in the capture: {route}"
+        );
+    }
+    assert!(output.contains("relay refused the request"), "{output}");
     assert!(
         output.contains("\"level\":\"TRACE\""),
         "the capture runs at TRACE:\n{output}"
@@ -180,6 +194,9 @@ async fn no_secret_reaches_the_logs_at_trace() {
         BAD_CODE,
         REVOKED,
         GRANT_TYPE,
+        APP_STATE,
+        RELAY_CODE,
+        RELAY_ERROR,
         "CANARY",
     ]
     .into_iter()
@@ -266,6 +283,98 @@ async fn emulator_flow() -> Vec<String> {
     ];
     env.shutdown().await;
     collected
+}
+
+/// The relay (issue #16) through a whole relayed login on an ephemeral port with the client crate
+/// and the emulator, then a provider error, a tampered state and refused targets carrying canary
+/// values; returns every code, state and token that went by.
+async fn relay_flow() -> Vec<String> {
+    use kick_oauth_client::{
+        CallbackListener, CsrfState, ProxyClient, RelayAuthorizeRequest, RELAY_LOOPBACK_TARGET,
+    };
+    use kick_oauth_proxy::cli::dev::DevEnvironment;
+
+    let env = DevEnvironment::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("dev environment");
+    let listener = CallbackListener::bind(RELAY_LOOPBACK_TARGET)
+        .await
+        .expect("listener");
+    let target = listener.redirect_uri().to_owned();
+    let (url, pending) = RelayAuthorizeRequest::new(env.proxy_url(), "kick", &target)
+        .callback_url(env.relay_callback_url.clone())
+        .state(CsrfState::new(APP_STATE))
+        .build()
+        .expect("relay URL");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client");
+    // The browser, one hop at a time, keeping the sealed state the provider was sent.
+    let to_provider = http.get(url.as_str()).send().await.expect("authorize");
+    let to_provider = to_provider.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let sealed = url::Url::parse(&to_provider)
+        .expect("URL")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("sealed state");
+    let to_callback = http.get(&to_provider).send().await.expect("emulator");
+    let to_callback = to_callback.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let to_app = http.get(&to_callback).send().await.expect("relay callback");
+    let to_app = to_app.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let browser = tokio::spawn(async move { reqwest::get(to_app).await.map(drop) });
+    let code = listener.wait(&pending).await.expect("relayed code");
+    let _ = browser.await;
+    let proxy = ProxyClient::new(env.proxy_url(), "kick").expect("proxy client");
+    let tokens = proxy
+        .exchange(&code, pending.verifier(), pending.redirect_uri())
+        .await
+        .expect("relayed exchange");
+
+    // A provider error, a tampered state carrying a canary code, refused targets and challenges.
+    let callback = format!("{}/api/v1/kick/callback", env.proxy_url());
+    let tampered = format!("{}x", &sealed[..sealed.len() - 1]);
+    for query in [
+        format!("error=access_denied&error_description={RELAY_ERROR}&state={sealed}"),
+        format!("code={RELAY_CODE}&state={tampered}"),
+        format!("code={RELAY_CODE}"),
+        format!("code={RELAY_CODE}&state={APP_STATE}"),
+    ] {
+        let _ = http.get(format!("{callback}?{query}")).send().await;
+    }
+    let authorize = format!("{}/api/v1/kick/authorize", env.proxy_url());
+    for query in [
+        format!("redirect_uri=http://{RELAY_CODE}.example/callback&state={APP_STATE}&code_challenge_method=S256&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        format!("redirect_uri={target}&state={APP_STATE}&code_challenge_method=plain&code_challenge={RELAY_CODE}"),
+    ] {
+        let answer = http.get(format!("{authorize}?{query}")).send().await;
+        assert_eq!(answer.map(|a| a.status().as_u16()).ok(), Some(400));
+    }
+    let collected = vec![
+        sealed,
+        tampered,
+        code.secret().to_owned(),
+        pending.verifier().secret().to_owned(),
+        tokens.access_token.secret().to_owned(),
+        tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| t.secret().to_owned())
+            .unwrap_or_default(),
+    ];
+    env.shutdown().await;
+    collected.into_iter().filter(|v| !v.is_empty()).collect()
 }
 
 async fn post(

@@ -196,7 +196,6 @@ impl AuthorizeRequest {
             None => PkceVerifier::generate()?,
         };
 
-        let enc = |v: &str| utf8_percent_encode(v, QUERY_VALUE).to_string();
         let mut query = format!(
             "response_type=code&client_id={}&redirect_uri={}",
             enc(&self.client_id),
@@ -236,6 +235,11 @@ impl AuthorizeRequest {
     }
 }
 
+/// Percent-encodes a query value: everything but RFC 3986 unreserved characters.
+pub(crate) fn enc(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
 /// Parses an endpoint URL and refuses cleartext HTTP except to a loopback host (RFC 6749 §3.1, §10.9).
 pub(crate) fn parse_endpoint(raw: &str, what: &str) -> Result<Url, Error> {
     let url = Url::parse(raw).map_err(|e| Error::Config(format!("{what} is not a URL: {e}")))?;
@@ -271,6 +275,16 @@ pub struct PendingLogin {
 }
 
 impl PendingLogin {
+    /// A login in progress whose exchange sends `redirect_uri` (the relay's callback URL for a
+    /// relayed login).
+    pub(crate) fn new(state: CsrfState, verifier: PkceVerifier, redirect_uri: String) -> Self {
+        Self {
+            state,
+            verifier,
+            redirect_uri,
+        }
+    }
+
     /// Checks the `state` that came back in the redirect against the one sent, in constant time so
     /// response timing does not leak how much of a guess was right.
     pub fn check_state(&self, returned: &str) -> Result<(), Error> {

@@ -20,6 +20,8 @@
 //! - [`callback`]: [`CallbackListener`], the one-shot loopback HTTP listener, and
 //!   [`parse_callback_url`] for deep links.
 //! - [`proxy`]: [`ProxyClient`] for the proxy's `/token`, `/refresh` and `/revoke`, with safe retries.
+//! - [`relay`]: [`RelayAuthorizeRequest`], a login through the proxy's authorize relay on an
+//!   ephemeral loopback port, for providers that compare redirect URIs exactly (Kick, Twitch).
 //! - [`tokens`]: [`TokenSet`] and the secret newtypes [`AccessToken`], [`RefreshToken`],
 //!   [`AuthorizationCode`] (`Debug` shows `[redacted]`; the value is reached through `.secret()`).
 //! - [`store`]: [`TokenStore`] with [`FileTokenStore`] (atomic, `0600`) and [`MemoryTokenStore`].
@@ -94,6 +96,7 @@ pub mod manager;
 pub mod pkce;
 pub mod proxy;
 mod random;
+pub mod relay;
 pub mod store;
 pub mod tokens;
 
@@ -104,5 +107,6 @@ pub use error::{Error, OAuthErrorCode, TemporaryKind};
 pub use manager::{RefreshTask, TokenManager, TokenManagerBuilder};
 pub use pkce::PkceVerifier;
 pub use proxy::{ProxyClient, ProxyClientBuilder, RetryPolicy, TokenTypeHint};
+pub use relay::{RelayAuthorizeRequest, RELAY_LOOPBACK_TARGET};
 pub use store::{FileTokenStore, MemoryTokenStore, TokenStore};
 pub use tokens::{AccessToken, AuthorizationCode, RefreshToken, TokenResponse, TokenSet};

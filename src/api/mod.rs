@@ -5,6 +5,8 @@
 //! - [`handlers`]: `POST /api/v1/{provider}/token`, `/refresh` and `/revoke`, handing validated
 //!   grants to [`crate::exchange`];
 //! - [`health`]: `GET /healthz`, `GET /readyz`;
+//! - [`relay`]: `GET /api/v1/{provider}/authorize` and `/callback`, the stateless loopback
+//!   authorize relay;
 //! - [`state`]: [`AppState`], what every handler can reach;
 //! - [`docs`] and [`openapi`]: the OpenAPI document, served at `GET /api/v1/openapi.json`.
 
@@ -14,6 +16,7 @@ pub mod handlers;
 pub mod health;
 pub mod input;
 pub mod openapi;
+pub mod relay;
 pub mod state;
 
 pub use state::AppState;

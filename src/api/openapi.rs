@@ -3,7 +3,7 @@
 //!
 //! Where each part comes from:
 //! - operations: the `#[utoipa::path]` annotations on the handlers ([`super::handlers`],
-//!   [`super::health`], and [`serve`] here);
+//!   [`super::health`], [`super::relay`], and [`serve`] here);
 //! - request bodies, the token response, the error body, the `{provider}` parameter and the
 //!   reusable responses (one per error status of the contract's table): [`super::docs`];
 //! - the headers the middleware puts on every answer (`Cache-Control`, `Pragma`, `x-request-id`):
@@ -14,7 +14,7 @@
 //! rewrites it) and `scripts/schemathesis.sh` fuzzes the running server against it.
 
 use super::docs::*;
-use super::{handlers, health};
+use super::{handlers, health, relay};
 use crate::reply::json_response;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -48,6 +48,8 @@ use utoipa::{Modify, OpenApi};
         health::healthz,
         health::readyz,
         serve,
+        relay::authorize,
+        relay::callback,
     ),
     components(
         schemas(ErrorResponse, TokenResponse, RevokeResponse),
@@ -68,6 +70,7 @@ use utoipa::{Modify, OpenApi};
     ),
     tags(
         (name = "oauth", description = "Token exchange, refresh and revocation."),
+        (name = "relay", description = "The stateless loopback authorize relay: logins on an ephemeral loopback port for providers that compare redirect URIs exactly."),
         (name = "probes", description = "Liveness and readiness for orchestrators and load balancers."),
         (name = "meta", description = "This document."),
     ),

@@ -2,15 +2,16 @@
 //!
 //! Starts the Kick emulator and the proxy pointed at it, then logs in once the way a desktop app
 //! does, with the `kick-oauth-client` crate: PKCE, authorize, callback, exchange, refresh, revoke,
-//! and a refresh with the revoked token that must fail. Every step is printed with tokens redacted.
+//! and a refresh with the revoked token that must fail; then a relayed login on an ephemeral
+//! loopback port through the proxy's authorize relay. Every step is printed with tokens redacted.
 
 use crate::config::{LogFormat, LogSettings, Settings};
 use crate::server::startup::{shutdown_signal, Application};
 use crate::telemetry;
 use kick_emulator::{Emulator, EmulatorConfig, RegisteredClient};
 use kick_oauth_client::{
-    parse_callback_url, AuthorizeRequest, Error as ClientError, PkceVerifier, ProxyClient,
-    RefreshToken, Scope, TokenTypeHint,
+    parse_callback_url, AuthorizeRequest, CallbackListener, Error as ClientError, PkceVerifier,
+    ProxyClient, RefreshToken, RelayAuthorizeRequest, Scope, TokenTypeHint, RELAY_LOOPBACK_TARGET,
 };
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -36,14 +37,23 @@ fn failed(step: &'static str, message: impl ToString) -> DevError {
     }
 }
 
+/// A fresh random sealing secret for the relay: `dev` mode's states open only in this process.
+fn dev_sealing_secret() -> Result<String, DevError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| failed("relay", format!("no OS randomness: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The emulator and the proxy, running.
 pub struct DevEnvironment {
     /// The emulator (Kick's stand-in).
     pub emulator: Emulator,
     /// The proxy's address.
     pub proxy_addr: SocketAddr,
-    /// The registered client the proxy uses.
+    /// The registered client the proxy uses (its redirect URIs include the relay's callback).
     pub client: RegisteredClient,
+    /// The relay's callback URL, `<proxy>/api/v1/kick/callback`, registered at the emulator.
+    pub relay_callback_url: String,
     stop_proxy: Option<oneshot::Sender<()>>,
     proxy_task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -63,7 +73,15 @@ impl DevEnvironment {
         emulator_listen: SocketAddr,
         extra_toml: &str,
     ) -> Result<Self, DevError> {
-        let client = RegisteredClient::emulator_default();
+        let mut client = RegisteredClient::emulator_default();
+        // The proxy's port first: the relay's callback URL names it, and the emulator must have
+        // it registered before it starts, as Kick's developer console would.
+        let proxy_socket = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| failed("proxy", format!("cannot listen on {listen}: {e}")))?;
+        let proxy_addr = proxy_socket.local_addr().map_err(|e| failed("proxy", e))?;
+        let relay_callback_url = format!("http://{proxy_addr}/api/v1/kick/callback");
+        let sealing_secret = dev_sealing_secret()?;
         let emulator_socket = tokio::net::TcpListener::bind(emulator_listen)
             .await
             .map_err(|e| {
@@ -72,11 +90,18 @@ impl DevEnvironment {
                     format!("cannot listen on {emulator_listen}: {e}"),
                 )
             })?;
-        let emulator = Emulator::start_on(emulator_socket, EmulatorConfig::default())
-            .await
-            .map_err(|e| failed("emulator", e))?;
-        let uris = client
-            .redirect_uris
+        let allowed = client.redirect_uris.clone();
+        client.redirect_uris.push(relay_callback_url.clone());
+        let emulator = Emulator::start_on(
+            emulator_socket,
+            EmulatorConfig {
+                clients: vec![client.clone()],
+                ..EmulatorConfig::default()
+            },
+        )
+        .await
+        .map_err(|e| failed("emulator", e))?;
+        let uris = allowed
             .iter()
             .map(|u| format!("{u:?}"))
             .collect::<Vec<_>>()
@@ -84,7 +109,7 @@ impl DevEnvironment {
         let toml = format!(
             r#"
 [server]
-listen = "{listen}"
+listen = "{proxy_addr}"
 shutdown_grace_secs = 2
 
 [providers.kick]
@@ -94,18 +119,23 @@ allowed_redirect_uris = [{uris}]
 token_url = {token:?}
 revoke_url = {revoke:?}
 
+[providers.kick.relay]
+callback_url = {relay_callback_url:?}
+authorize_url = {authorize:?}
+sealing_secret = {sealing_secret:?}
+
 {extra_toml}
 "#,
             id = client.client_id,
             secret = client.client_secret,
             token = emulator.token_url(),
             revoke = emulator.revoke_url(),
+            authorize = emulator.authorize_url(),
         );
         let settings = Settings::from_toml_with_env(&toml, []).map_err(|e| failed("config", e))?;
-        let app = Application::build(settings)
+        let app = Application::build_on(settings, proxy_socket)
             .await
             .map_err(|e| failed("proxy", e))?;
-        let proxy_addr = app.local_addr();
         let (stop_proxy, stopped) = oneshot::channel::<()>();
         let proxy_task = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -114,6 +144,7 @@ revoke_url = {revoke:?}
             emulator,
             proxy_addr,
             client,
+            relay_callback_url,
             stop_proxy: Some(stop_proxy),
             proxy_task,
         })
@@ -231,17 +262,70 @@ revoke_url = {revoke:?}
                     "7. check     refreshing the revoked token → 400 invalid_grant, as it must"
                         .to_owned(),
                 );
-                Ok(())
             }
-            Err(other) => Err(failed(
-                "revoked refresh",
-                format!("expected invalid_grant, got {other}"),
-            )),
-            Ok(_) => Err(failed(
-                "revoked refresh",
-                "a revoked refresh token still worked",
-            )),
+            Err(other) => {
+                return Err(failed(
+                    "revoked refresh",
+                    format!("expected invalid_grant, got {other}"),
+                ))
+            }
+            Ok(_) => {
+                return Err(failed(
+                    "revoked refresh",
+                    "a revoked refresh token still worked",
+                ))
+            }
         }
+        self.relayed_login(&proxy, say).await
+    }
+
+    /// Steps 8 and 9: a login on an ephemeral loopback port through the proxy's authorize relay,
+    /// as the client crate's relay mode does it.
+    async fn relayed_login(
+        &self,
+        proxy: &ProxyClient,
+        say: &mut dyn FnMut(String),
+    ) -> Result<(), DevError> {
+        let listener = CallbackListener::bind(RELAY_LOOPBACK_TARGET)
+            .await
+            .map_err(|e| failed("relay", e))?
+            .timeout(std::time::Duration::from_secs(30));
+        let target = listener.redirect_uri().to_owned();
+        let (url, pending) = RelayAuthorizeRequest::new(self.proxy_url(), "kick", &target)
+            .callback_url(self.relay_callback_url.clone())
+            .scopes([Scope::UserRead, Scope::ChannelRead])
+            .build()
+            .map_err(|e| failed("relay", e))?;
+        let browser = tokio::spawn(super::browser::approve(url.to_string()));
+        let code = listener
+            .wait(&pending)
+            .await
+            .map_err(|e| failed("relay", e))?;
+        let hops = browser
+            .await
+            .map_err(|e| failed("relay", e))?
+            .map_err(|e| failed("relay", e))?;
+        let chain = hops
+            .iter()
+            .skip(1)
+            .map(|hop| hop.url.as_str())
+            .collect::<Vec<_>>()
+            .join(" → ");
+        say(format!(
+            "8. relay     GET {}/api/v1/kick/authorize?redirect_uri={target} → 302 {chain}: state matches; code [redacted, {} chars]",
+            self.proxy_url(),
+            code.secret().len()
+        ));
+        let tokens = proxy
+            .exchange(&code, pending.verifier(), pending.redirect_uri())
+            .await
+            .map_err(|e| failed("relayed exchange", e))?;
+        say(format!(
+            "9. exchange  POST /api/v1/kick/token with redirect_uri {} → 200: access_token [redacted, {} chars]",
+            pending.redirect_uri(),
+            tokens.access_token.secret().len()
+        ));
+        Ok(())
     }
 
     /// `curl` commands to try the proxy by hand.
@@ -298,11 +382,18 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -
         env.proxy_url(),
         env.client.client_id
     );
+    println!(
+        "relay          {}/api/v1/kick/authorize  (callback {}, registered at the emulator)",
+        env.proxy_url(),
+        env.relay_callback_url
+    );
     println!();
     println!("Logging in as a desktop app would:");
     let result = env.self_check(&mut |line| println!("  {line}")).await;
     match &result {
-        Ok(()) => println!("Login flow OK: PKCE, authorize, callback, exchange, refresh, revoke."),
+        Ok(()) => println!(
+            "Login flow OK: PKCE, authorize, callback, exchange, refresh, revoke, relayed login."
+        ),
         Err(error) => println!("Login flow FAILED at {error}"),
     }
     if check || result.is_err() {

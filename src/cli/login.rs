@@ -4,12 +4,14 @@
 //! Log in: print (and try to open) the authorize URL, wait on the loopback callback, exchange the
 //! code through the proxy, store the tokens (mode 0600), print a redacted summary. `--refresh` and
 //! `--revoke` act on the stored tokens. `--auto-approve` fetches the authorize URL itself and
-//! follows the redirect to the callback, for the emulator of `dev` mode, which approves at once.
+//! follows the redirects to the callback, for the emulator of `dev` mode, which approves at once.
+//! `--relay` logs in through the proxy's authorize relay on an ephemeral loopback port (no client
+//! id needed; the code is exchanged with the relay's callback URL).
 
-use super::LoginArgs;
+use super::{browser, LoginArgs};
 use kick_oauth_client::{
-    AuthorizeRequest, CallbackListener, Error as ClientError, FileTokenStore, ProxyClient, Scope,
-    TokenManager, TokenSet, TokenStore,
+    AuthorizeRequest, CallbackListener, Error as ClientError, FileTokenStore, PendingLogin,
+    ProxyClient, RelayAuthorizeRequest, Scope, TokenManager, TokenSet, TokenStore,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,11 @@ pub struct LoginOptions {
     pub no_browser: bool,
     /// How long to wait for the callback.
     pub timeout: Duration,
+    /// Log in through the proxy's authorize relay (`redirect_uri` is then the loopback target,
+    /// port 0 for an ephemeral one).
+    pub relay: bool,
+    /// The relay's callback URL, when it is not `{proxy}/api/v1/{provider}/callback`.
+    pub relay_callback_url: Option<String>,
 }
 
 /// What to do with the options.
@@ -117,26 +124,44 @@ async fn login(
     manager: &TokenManager,
     say: &mut dyn FnMut(String),
 ) -> Result<(), LoginError> {
-    let client_id = options
-        .client_id
-        .clone()
-        .ok_or_else(|| LoginError::Other("--client-id is required to log in".to_owned()))?;
     let listener = CallbackListener::bind(&options.redirect_uri)
         .await?
         .timeout(options.timeout);
-    let (url, pending) = AuthorizeRequest::new(client_id, listener.redirect_uri())
-        .authorize_url(options.authorize_url.clone())
-        .scopes(
-            options
-                .scopes
-                .iter()
-                .filter_map(|s| s.parse::<Scope>().ok()),
+    let scopes = options
+        .scopes
+        .iter()
+        .filter_map(|s| s.parse::<Scope>().ok());
+    let (url, pending): (_, PendingLogin) = if options.relay {
+        let mut request = RelayAuthorizeRequest::new(
+            options.proxy.clone(),
+            options.provider.clone(),
+            listener.redirect_uri(),
         )
-        .build()?;
+        .scopes(scopes);
+        if let Some(callback) = &options.relay_callback_url {
+            request = request.callback_url(callback.clone());
+        }
+        let built = request.build()?;
+        say(format!(
+            "Relayed login: the proxy sends the code to {} and it is exchanged with redirect_uri {}.",
+            listener.redirect_uri(),
+            built.1.redirect_uri()
+        ));
+        built
+    } else {
+        let client_id = options
+            .client_id
+            .clone()
+            .ok_or_else(|| LoginError::Other("--client-id is required to log in".to_owned()))?;
+        AuthorizeRequest::new(client_id, listener.redirect_uri())
+            .authorize_url(options.authorize_url.clone())
+            .scopes(scopes)
+            .build()?
+    };
     say(format!("Open this URL to log in:\n\n  {url}\n"));
     let browser = if options.auto_approve {
-        say("--auto-approve: fetching it and following the redirect to the callback.".to_owned());
-        Some(tokio::spawn(approve(url.to_string())))
+        say("--auto-approve: fetching it and following the redirects to the callback.".to_owned());
+        Some(tokio::spawn(browser::approve(url.to_string())))
     } else {
         if !options.no_browser {
             open_browser(url.as_str());
@@ -150,7 +175,7 @@ async fn login(
     let code = listener.wait(&pending).await?;
     if let Some(browser) = browser {
         match browser.await {
-            Ok(Ok(())) => {}
+            Ok(Ok(_)) => {}
             Ok(Err(message)) => return Err(LoginError::Other(message)),
             Err(e) => return Err(LoginError::Other(format!("approval task failed: {e}"))),
         }
@@ -159,36 +184,6 @@ async fn login(
     let tokens = manager.complete_login(&code, &pending).await?;
     say("Logged in.".to_owned());
     summary(options, Some(tokens), say);
-    Ok(())
-}
-
-/// What a browser does when the provider approves at once: fetch, follow one redirect.
-async fn approve(url: String) -> Result<(), String> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {}", e.without_url()))?;
-    let answer = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("authorize request failed: {}", e.without_url()))?;
-    let location = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            format!(
-                "the authorize endpoint did not redirect (HTTP {}); --auto-approve needs the emulator",
-                answer.status()
-            )
-        })?
-        .to_owned();
-    http.get(location)
-        .send()
-        .await
-        .map_err(|e| format!("callback request failed: {}", e.without_url()))?;
     Ok(())
 }
 
@@ -255,12 +250,20 @@ pub async fn command(args: LoginArgs) -> ExitCode {
         proxy: args.proxy,
         provider: args.provider,
         client_id: args.client_id,
-        redirect_uri: args.redirect_uri,
+        redirect_uri: args.redirect_uri.unwrap_or_else(|| {
+            if args.relay {
+                kick_oauth_client::RELAY_LOOPBACK_TARGET.to_owned()
+            } else {
+                super::dev::DEV_REDIRECT_URI.to_owned()
+            }
+        }),
         scopes: args.scopes,
         authorize_url: args.authorize_url,
         auto_approve: args.auto_approve,
         no_browser: args.no_browser,
         timeout: std::time::Duration::from_secs(args.timeout_secs),
+        relay: args.relay,
+        relay_callback_url: args.relay_callback_url,
     };
     match run(&options, action, &mut |line| println!("{line}")).await {
         Ok(()) => ExitCode::SUCCESS,

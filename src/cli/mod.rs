@@ -11,6 +11,8 @@
 //!   - `login`: the desktop flow from a terminal through the client crate;
 //!   - `emulator`: the Kick emulator alone, a mock OAuth server for testing a desktop app.
 
+#[cfg(feature = "dev-tools")]
+pub mod browser;
 pub mod check_config;
 #[cfg(feature = "dev-tools")]
 pub mod dev;
@@ -101,14 +103,16 @@ pub struct LoginArgs {
     #[arg(long)]
     pub proxy: String,
     /// Your app's client id (public); needed to log in.
-    #[arg(long, required_unless_present_any = ["refresh", "revoke"])]
+    #[arg(long, required_unless_present_any = ["refresh", "revoke", "relay"])]
     pub client_id: Option<String>,
     /// The provider (the `{provider}` path segment).
     #[arg(long, default_value = "kick")]
     pub provider: String,
-    /// A loopback redirect URI registered at the provider and allowed by the proxy.
-    #[arg(long, default_value = dev::DEV_REDIRECT_URI)]
-    pub redirect_uri: String,
+    /// A loopback redirect URI registered at the provider and allowed by the proxy (default
+    /// http://localhost:1420/auth/callback); with --relay, the loopback target, port 0 for an
+    /// ephemeral one (default http://127.0.0.1:0/callback).
+    #[arg(long)]
+    pub redirect_uri: Option<String>,
     /// A scope to ask for; repeat for several.
     #[arg(long = "scope", default_values_t = ["user:read".to_owned()])]
     pub scopes: Vec<String>,
@@ -134,6 +138,13 @@ pub struct LoginArgs {
     /// Revoke the stored tokens and delete them.
     #[arg(long)]
     pub revoke: bool,
+    /// Log in through the proxy's authorize relay on an ephemeral loopback port (for providers
+    /// that allow no wildcard port, such as Kick and Twitch); no --client-id needed.
+    #[arg(long, conflicts_with_all = ["refresh", "revoke", "authorize_url"])]
+    pub relay: bool,
+    /// With --relay: the relay's callback URL, when it is not <proxy>/api/v1/<provider>/callback.
+    #[arg(long, requires = "relay")]
+    pub relay_callback_url: Option<String>,
 }
 
 /// `emulator` arguments. The defaults are the emulator's own registered client

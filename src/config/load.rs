@@ -90,10 +90,12 @@ impl ServerSettings {
 }
 
 /// Keys whose environment value is a TOML array.
-const LIST_KEYS: [&str; 3] = [
+const LIST_KEYS: [&str; 4] = [
     "allowed_redirect_uris",
     "trusted_proxies",
     "cors_allowed_origins",
+    // `providers.<name>.relay.targets`.
+    "targets",
 ];
 /// Keys whose environment value is a number (besides every `*_secs`).
 const NUMBER_KEYS: [&str; 10] = [

@@ -5,16 +5,20 @@
 //! - [`mod@schema`]: the settings types, as written and as validated, and `check-config`'s printout;
 //! - [`mod@load`]: the file and the environment, merged;
 //! - [`mod@validate`]: every rule, each error naming its key;
-//! - [`mod@files`]: mounted secrets and CA bundles, read safely.
+//! - [`mod@files`]: mounted secrets and CA bundles, read safely;
+//! - [`mod@relay`]: `[providers.<name>.relay]`, the authorize relay's settings.
 
 mod files;
 mod load;
+mod placeholder;
+pub mod relay;
 mod schema;
 mod validate;
 
 pub use files::{read_secret_file, CaCertificates};
+pub use placeholder::{is_placeholder, PLACEHOLDER_PREFIX};
 pub use schema::*;
-pub use validate::{is_placeholder, PLACEHOLDER_PREFIX, TIMEOUT_RANGE_SECS};
+pub use validate::TIMEOUT_RANGE_SECS;
 
 use std::path::Path;
 

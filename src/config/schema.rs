@@ -236,6 +236,8 @@ pub(super) struct RawProvider {
     pub(super) preset: Option<String>,
     pub(super) client_auth: Option<ClientAuth>,
     pub(super) ca_file: Option<PathBuf>,
+    /// `[providers.<name>.relay]`, validated in [`super::relay`].
+    pub(super) relay: Option<super::relay::RelaySettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -308,6 +310,22 @@ pub struct ProviderSettings {
     pub ca_file: Option<PathBuf>,
     /// The certificates read from `ca_file` at validation (empty without one).
     pub ca_certificates: CaCertificates,
+    /// `[providers.<name>.relay]`: the stateless loopback authorize relay, when configured.
+    pub relay: Option<super::relay::Relay>,
+}
+
+impl ProviderSettings {
+    /// The `redirect_uri` values `/token` accepts: `allowed_redirect_uris`, plus the relay's
+    /// `callback_url` when a relay is configured (the relayed code was issued for it).
+    pub fn accepted_redirect_uris(&self) -> Vec<String> {
+        let mut accepted = self.allowed_redirect_uris.clone();
+        if let Some(relay) = &self.relay {
+            if !accepted.contains(&relay.callback_url) {
+                accepted.push(relay.callback_url.clone());
+            }
+        }
+        accepted
+    }
 }
 
 /// What `check-config` prints in place of an inline secret.
@@ -340,6 +358,9 @@ impl Serialize for ProviderSettings {
         st.serialize_field("timeout_secs", &self.timeout.as_secs())?;
         if let Some(path) = &self.ca_file {
             st.serialize_field("ca_file", path)?;
+        }
+        if let Some(relay) = &self.relay {
+            st.serialize_field("relay", relay)?;
         }
         st.end()
     }

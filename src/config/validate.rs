@@ -2,6 +2,7 @@
 //! each error names its key and never quotes a secret.
 
 use super::files::{read_secret_file, CaCertificates};
+use super::placeholder::{is_placeholder, PLACEHOLDER_SECRET};
 use super::schema::{ProviderSettings, RawProvider, RawSettings, Settings};
 use super::ConfigError;
 use crate::providers::redirect::is_wildcard_port_entry;
@@ -288,6 +289,11 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
             .map_err(|m| ConfigError::new(key("ca_file"), format!("{}: {m}", path.display())))?,
         None => CaCertificates::default(),
     };
+    // The relay's own validation, keys named `providers.<name>.relay.*`.
+    let relay = match raw.relay {
+        Some(relay) => Some(relay.validate(name, preset.name)?),
+        None => None,
+    };
     Ok(ProviderSettings {
         name: name.to_owned(),
         display_name: if preset.display_name.is_empty() {
@@ -311,26 +317,8 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         timeout: Duration::from_secs(timeout_secs),
         ca_file,
         ca_certificates,
+        relay,
     })
-}
-
-/// How every placeholder in the shipped examples begins, where the operator's own value goes:
-/// `replace-with-your-kick-client-id` (`config/default.toml`, `deploy/kubernetes/configmap.yaml`),
-/// `replace-with-your-kick-client-secret` (`deploy/kubernetes/secret.example.yaml`) and the
-/// commented-out Twitch and Google ones. A proxy started with one passes every probe and answers
-/// every login 502 (the provider rejects the client), so start-up refuses it instead.
-pub const PLACEHOLDER_PREFIX: &str = "replace-with-";
-
-/// The refusal for a client secret that is still a placeholder; the value itself is not quoted.
-const PLACEHOLDER_SECRET: &str =
-    "is still the shipped placeholder: put your app's client secret from the provider's developer console there";
-
-/// True for a value still holding one of the shipped placeholders ([`PLACEHOLDER_PREFIX`]).
-pub fn is_placeholder(value: &str) -> bool {
-    value
-        .trim()
-        .get(..PLACEHOLDER_PREFIX.len())
-        .is_some_and(|start| start.eq_ignore_ascii_case(PLACEHOLDER_PREFIX))
 }
 
 /// Upstream URLs must be HTTPS, except plain HTTP to a loopback host (emulator, tests).

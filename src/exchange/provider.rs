@@ -33,7 +33,7 @@ impl Provider {
         })?;
         Ok(Self {
             label: Arc::new(ProviderLabel::new(&p.name, &p.display_name)),
-            allowed_redirect_uris: ArcSwap::from_pointee(p.allowed_redirect_uris.clone()),
+            allowed_redirect_uris: ArcSwap::from_pointee(p.accepted_redirect_uris()),
             upstream,
             breaker: Breaker::new(
                 settings.limits.breaker_failures,
@@ -51,7 +51,7 @@ impl Provider {
             next: new.next_client_secret.clone(),
         });
         self.allowed_redirect_uris
-            .store(Arc::new(new.allowed_redirect_uris.clone()));
+            .store(Arc::new(new.accepted_redirect_uris()));
         self.built_from.changed_keys(&BuiltFrom::of(new))
     }
 }

@@ -29,6 +29,8 @@ pub struct Preset {
     pub token_url: Option<&'static str>,
     /// The revocation endpoint (RFC 7009 §2), if the provider has one.
     pub revoke_url: Option<&'static str>,
+    /// The authorization endpoint (RFC 6749 §3.1), where the relay sends the browser.
+    pub authorize_url: Option<&'static str>,
     /// How the revocation endpoint wants the token.
     pub revoke_style: RevokeStyle,
     /// How its error answers are written.
@@ -45,6 +47,7 @@ pub static PRESETS: [Preset; 4] = [
         display_name: "Kick",
         token_url: Some("https://id.kick.com/oauth/token"),
         revoke_url: Some("https://id.kick.com/oauth/revoke"),
+        authorize_url: Some("https://id.kick.com/oauth/authorize"),
         revoke_style: RevokeStyle::KickQuery,
         // Kick's id.kick.com is fosite: RFC 6749 §5.2 errors.
         dialect: Dialect::Rfc6749,
@@ -57,6 +60,7 @@ pub static PRESETS: [Preset; 4] = [
         display_name: "Twitch",
         token_url: Some("https://id.twitch.tv/oauth2/token"),
         revoke_url: Some("https://id.twitch.tv/oauth2/revoke"),
+        authorize_url: Some("https://id.twitch.tv/oauth2/authorize"),
         revoke_style: RevokeStyle::FormClientId,
         dialect: Dialect::Twitch,
         redirects: RedirectRule::LoopbackWildcardPort,
@@ -67,6 +71,7 @@ pub static PRESETS: [Preset; 4] = [
         display_name: "Google",
         token_url: Some("https://oauth2.googleapis.com/token"),
         revoke_url: Some("https://oauth2.googleapis.com/revoke"),
+        authorize_url: Some("https://accounts.google.com/o/oauth2/v2/auth"),
         revoke_style: RevokeStyle::FormTokenOnly,
         dialect: Dialect::Rfc6749,
         redirects: RedirectRule::LoopbackWildcardPort,
@@ -76,6 +81,7 @@ pub static PRESETS: [Preset; 4] = [
         display_name: "",
         token_url: None,
         revoke_url: None,
+        authorize_url: None,
         revoke_style: RevokeStyle::Rfc7009,
         dialect: Dialect::Rfc6749,
         redirects: RedirectRule::LoopbackWildcardPort,

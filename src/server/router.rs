@@ -1,7 +1,7 @@
 //! [`router`]: the one place routes and layers are assembled; tests drive the same router.
 
 use super::access_log;
-use crate::api::{handlers, health, openapi, AppState};
+use crate::api::{handlers, health, openapi, relay, AppState};
 use crate::front_door::{self, Limits};
 use crate::reply::ApiError;
 use axum::http::{header, HeaderValue};
@@ -37,6 +37,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/{provider}/revoke",
             post(handlers::revoke).route_layer(rate(&limits.revoke)),
         )
+        // GET /api/v1/{provider}/authorize and /callback, behind load shedding too.
+        .merge(relay::router())
         .route_layer(middleware::from_fn_with_state(
             limits.shed.clone(),
             front_door::load_shed,

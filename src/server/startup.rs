@@ -50,6 +50,14 @@ pub struct Application {
 impl Application {
     /// Builds the state and binds `settings.server.listen` (and `admin_listen` when set).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let public = bind(settings.server.listen).await?;
+        Self::build_on(settings, public).await
+    }
+
+    /// As [`Application::build`], serving the public API on `public`, already bound: for a
+    /// config that must name its own address before the app exists (the relay's `callback_url`
+    /// in `dev` mode and tests, on a port picked by the OS).
+    pub async fn build_on(settings: Settings, public: TcpListener) -> Result<Self, StartupError> {
         let state = AppState::new(&settings)?;
         let (tls, acceptor) = match &settings.server.tls {
             Some(tls) => {
@@ -67,7 +75,7 @@ impl Application {
         };
         let listener = Listener::new(
             "public",
-            bind(server.listen).await?,
+            public,
             router(state.clone()),
             acceptor,
             rules(server.max_connections),

@@ -553,7 +553,9 @@ async fn the_dev_self_check_logs_in_refreshes_and_revokes() {
         .expect("self-check passes");
 
     let stats = e2e.env.emulator.stats();
-    assert_eq!(stats.authorization_code_grants_ok, 1);
+    // The direct login and the relayed one (steps 8 and 9).
+    assert_eq!(stats.authorize_requests, 2);
+    assert_eq!(stats.authorization_code_grants_ok, 2);
     assert!(stats.refresh_grants_ok >= 1, "{stats:?}");
     assert_eq!(stats.revocations, 1);
     assert_eq!(stats.revocations_of_known_tokens, 1);

@@ -118,3 +118,41 @@ async fn login_refresh_and_revoke_work_headless_against_dev_mode() {
 
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_relay_logs_in_on_an_ephemeral_port_without_a_client_id() {
+    let env = DevEnvironment::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("dev environment");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("kick-tokens.json");
+    let output = login(vec![
+        "--proxy".to_owned(),
+        env.proxy_url(),
+        "--store".to_owned(),
+        store.display().to_string(),
+        "--relay".to_owned(),
+        "--auto-approve".to_owned(),
+    ])
+    .await;
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("Logged in."), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "exchanged with redirect_uri {}",
+            env.relay_callback_url
+        )),
+        "{printed}"
+    );
+    assert!(printed.contains("http://127.0.0.1:"), "{printed}");
+    assert!(
+        !printed.contains(":0/callback"),
+        "the bound port is shown: {printed}"
+    );
+    let tokens = stored(&store);
+    let access = tokens["access_token"].as_str().expect("access token");
+    assert!(!printed.contains(access), "the access token was printed");
+    assert_eq!(env.emulator.stats().authorization_code_grants_ok, 1);
+    env.shutdown().await;
+}

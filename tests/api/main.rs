@@ -17,6 +17,7 @@ mod openapi;
 mod provider_descriptions;
 mod providers;
 mod redirect_allowlist;
+mod relay;
 mod replay;
 mod revoke;
 mod rotation;
