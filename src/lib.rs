@@ -16,6 +16,8 @@
 //! - [`upstream`]: the provider's token endpoint, deadline, body cap, outcome classification,
 //!   the next-secret fallback, and the per-provider circuit breaker;
 //! - [`replay`]: encrypted idempotent replay and single-flight for exchanges and refreshes;
+//! - [`state`]: the store replicas share (Redis/Valkey) for replay, single-flight and rate
+//!   limits, failing open to the per-process mechanisms;
 //! - [`metrics`]: Prometheus metrics for the admin listener;
 //! - [`tls`]: TLS termination with a reloadable certificate;
 //! - [`oauth`]: RFC 6749 error codes and the normalised token response;
@@ -42,6 +44,7 @@ pub mod replay;
 pub mod routes;
 pub mod secret;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;
