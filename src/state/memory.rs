@@ -10,7 +10,7 @@ use super::record::{now_ms, now_us, pending_is_live, Pending, Record};
 use super::redis::completion_record;
 use super::{
     BoxFuture, Claim, Completion, Decision, FlightIndex, Health, RateQuota, SharedStore,
-    StoreError, TAT_SLACK_US,
+    StoreError, SYNTHETIC_MIN_TTL_MS, TAT_SLACK_US,
 };
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -68,6 +68,16 @@ impl MemoryShared {
     /// [`SharedStore::gcra`] at a given time (µs since the Unix epoch), for tests that compare
     /// decisions with `governor` under a fake clock.
     pub fn gcra_at(&self, key: &RateKey, quota: RateQuota, now_us: u64) -> Decision {
+        self.gcra_inner(key, quota, now_us, true)
+    }
+
+    fn gcra_inner(
+        &self,
+        key: &RateKey,
+        quota: RateQuota,
+        now_us: u64,
+        synthetic: bool,
+    ) -> Decision {
         let key = bucket_key("", key);
         let now = Instant::now();
         let mut inner = self.lock();
@@ -87,7 +97,11 @@ impl MemoryShared {
             };
         }
         let new_tat = tat + e;
-        let ttl = Duration::from_millis((new_tat - now_us).div_ceil(1000));
+        let mut ttl_ms = (new_tat - now_us).div_ceil(1000);
+        if synthetic {
+            ttl_ms = ttl_ms.max(SYNTHETIC_MIN_TTL_MS);
+        }
+        let ttl = Duration::from_millis(ttl_ms);
         inner.set(key, new_tat.to_string().into_bytes(), ttl, now);
         Decision::Allow
     }
@@ -182,7 +196,7 @@ impl SharedStore for MemoryShared {
         key: &'a RateKey,
         quota: RateQuota,
     ) -> BoxFuture<'a, Result<Decision, StoreError>> {
-        Box::pin(async move { Ok(self.gcra_at(key, quota, now_us())) })
+        Box::pin(async move { Ok(self.gcra_inner(key, quota, now_us(), false)) })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {

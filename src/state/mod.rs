@@ -240,6 +240,9 @@ const MAX_EMISSION_US: u64 = 86_400_000_000;
 const MAX_SPAN_US: u64 = 1_000_000_000_000_000;
 /// Slack beyond a bucket's span before a stored TAT counts as corrupt.
 const TAT_SLACK_US: u64 = 1_000_000;
+/// The shortest bucket TTL on a synthetic clock (`gcra_at`), where real time does not follow the
+/// clock and an expiry in real time would forget a bucket that is not full.
+const SYNTHETIC_MIN_TTL_MS: u64 = 60_000;
 
 /// A rate-limit decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

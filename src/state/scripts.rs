@@ -11,7 +11,7 @@
 use super::record::{
     MAX_DEADLINE_DIGITS, MAX_LEASE, MAX_SEALED, MIN_SEALED, OWNER_HEX, STALE_AFTER_MS,
 };
-use super::TAT_SLACK_US;
+use super::{SYNTHETIC_MIN_TTL_MS, TAT_SLACK_US};
 
 /// GCRA, `governor`'s algorithm (`tau = emission × (burst − 1)`).
 ///
@@ -20,6 +20,10 @@ use super::TAT_SLACK_US;
 /// lies further ahead than `burst × emission` plus slack cannot have been written by this script:
 /// it is reported and treated as absent (the bucket restarts), so a poisoned store can neither
 /// lock a client out nor crash the script.
+///
+/// The key expires once the bucket is full again, when forgetting it changes nothing. On a
+/// synthetic clock real time does not follow `now`, so the key is kept at least
+/// [`SYNTHETIC_MIN_TTL_MS`].
 pub(super) fn gcra() -> String {
     format!(
         r"
@@ -48,7 +52,11 @@ if now < allow_at then
   return {{0, allow_at - now, corrupt}}
 end
 local new_tat = tat + e
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+local ttl = math.ceil((new_tat - now) / 1000)
+if ARGV[3] ~= '' and ttl < {SYNTHETIC_MIN_TTL_MS} then
+  ttl = {SYNTHETIC_MIN_TTL_MS}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
 return {{1, 0, corrupt}}
 "
     )
