@@ -53,19 +53,6 @@ impl StateKeys {
         }
     }
 
-    /// Keys from fresh randomness, for a single process without a configured secret (the memory
-    /// backend); `None` without OS randomness.
-    pub fn random() -> Option<Self> {
-        let mut replay_salt = [0u8; 32];
-        let mut rate_key = [0u8; 32];
-        getrandom::fill(&mut replay_salt).ok()?;
-        getrandom::fill(&mut rate_key).ok()?;
-        Some(Self {
-            replay_salt,
-            rate_key,
-        })
-    }
-
     /// The salt for the replay index and entry-key derivation (HKDF salt in
     /// [`crate::replay::ReplayCache`]).
     pub fn replay_salt(&self) -> [u8; 32] {
