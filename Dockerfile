@@ -3,10 +3,14 @@
 # non-root, with the default config copied in and the client secret mounted as a file.
 #
 #   docker build -t kick-oauth-proxy .
+#   sudo chown 65532:65532 kick_client_secret && sudo chmod 0400 kick_client_secret
 #   docker run -p 8080:8080 \
 #     -e KICK_PROXY_PROVIDERS__KICK__CLIENT_ID=01K... \
-#     -v /path/to/kick_client_secret:/run/secrets/kick_client_secret:ro \
+#     -v "$PWD/kick_client_secret:/run/secrets/kick_client_secret:ro" \
 #     kick-oauth-proxy
+#
+# The proxy runs as uid 65532 and a bind mount keeps the host file's owner and mode: a root-owned
+# 0600 secret file is unreadable inside (exit 2, "permission denied"). README: Deploying.
 
 ARG RUST_VERSION=1.95
 
@@ -32,9 +36,14 @@ COPY --from=builder /kick-oauth-proxy /usr/local/bin/kick-oauth-proxy
 COPY config/default.toml /app/config/default.toml
 USER nonroot:nonroot
 EXPOSE 8080
-ENV KICK_PROXY_LOG__FORMAT=json
-# No shell or curl in distroless: the binary probes itself (GET /healthz, 2 s deadline, exit 0 on 200).
+# KICK_PROXY_CONFIG is the config file of both `serve` and `healthcheck` (the CMD passes no
+# --config): to use another file, mount it and set KICK_PROXY_CONFIG, and the HEALTHCHECK follows.
+ENV KICK_PROXY_LOG__FORMAT=json \
+    KICK_PROXY_CONFIG=/app/config/default.toml
+# No shell or curl in distroless: the binary probes itself (GET /healthz, 2 s deadline, exit 0 on
+# 200) at the address the config listens on (KICK_PROXY_SERVER__LISTEN included; 0.0.0.0 is probed
+# on 127.0.0.1, HTTPS when [server.tls] is set), so a listener moved off 8080 stays healthy.
 # Docker and Compose use this; Kubernetes ignores it and uses its own probes (deploy/kubernetes/).
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/kick-oauth-proxy", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/kick-oauth-proxy"]
-CMD ["serve", "--config", "/app/config/default.toml"]
+CMD ["serve"]

@@ -37,9 +37,20 @@ ROOT = os.path.dirname(BENCH)
 OUT = os.path.join(BENCH, "results")
 WORK = os.path.join(OUT, "work")
 
-PROXY_BIN = os.environ.get("PROXY_BIN", os.path.join(ROOT, "target/release/kick-oauth-proxy"))
-STUB_BIN = os.environ.get(
-    "STUB_BIN", os.path.join(BENCH, "stub/target/release/kick-bench-stub"))
+
+def release_binary(manifest_dir, name):
+    """Where `cargo build --release` puts `name` for the package in `manifest_dir`: cargo's
+    target directory (CARGO_TARGET_DIR, build.target-dir, else ./target), as cargo reports it."""
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps", "--manifest-path",
+         os.path.join(manifest_dir, "Cargo.toml")],
+        capture_output=True, text=True, check=True).stdout
+    return os.path.join(json.loads(out)["target_directory"], "release", name)
+
+
+PROXY_BIN = os.environ.get("PROXY_BIN") or release_binary(ROOT, "kick-oauth-proxy")
+STUB_BIN = os.environ.get("STUB_BIN") or release_binary(
+    os.path.join(BENCH, "stub"), "kick-bench-stub")
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))
 CONNS = [int(c) for c in os.environ.get("BENCH_CONNS", "1,64,1024").split(",")]

@@ -11,7 +11,8 @@ Scenarios, each on a fresh proxy process (plain HTTP, and TLS when `openssl` is 
 - partial-390k: N connections each sending 390,000 bytes of an unterminated header (the attack of
   issue #12: the proxy answers 431 at 16 KiB and closes; a proxy without the cap buffers it all);
 - idle-conns: N connections that send nothing;
-and after each, the RSS 3 s after the client closed them all.
+and after each, the RSS 3 s after the client closed them all, then the same N connections once more
+(freed memory is kept by the allocator for reuse: the second round must not grow the process).
 
 `--reference-bin` runs the same scenarios on another build (e.g. the commit before the connection
 rules) in the same run, side by side. The binary under test is PROXY_BIN or the release build in
@@ -83,6 +84,10 @@ token_url = "http://127.0.0.1:9/oauth/token"
         self.log_path = os.path.join(work, "proxy.log")
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("KICK_PROXY_") and k != "RUST_LOG"}
+        # Experiments: BENCH_PROXY_ENV="MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=65536"
+        for pair in os.environ.get("BENCH_PROXY_ENV", "").split():
+            key, _, value = pair.partition("=")
+            env[key] = value
         self.proc = subprocess.Popen([binary, "serve", "--config", config],
                                      stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
                                      env=env)
@@ -145,10 +150,14 @@ def scenario(binary, work, tls, name, conns, payload):
             sock.close()
         time.sleep(3)
         after = proxy.rss()
+        # The same again: freed memory is reused, so a second round must not grow the process.
+        held, second_peak, _ = hold(proxy, context, conns, payload)
+        for sock in held:
+            sock.close()
         alive = proxy.proc.poll() is None
         return {"scenario": name, "tls": tls, "conns": conns, "idle_kib": idle,
-                "held_kib": peak, "after_kib": after, "closed_by_server": closed,
-                "alive": alive}
+                "held_kib": peak, "after_kib": after, "second_held_kib": second_peak,
+                "closed_by_server": closed, "alive": alive}
     finally:
         proxy.stop()
 
@@ -180,21 +189,24 @@ def run(binary, label, conns, tls_modes):
                 rows.append(row)
                 log(f"  {label:<10} {'tls' if tls else 'plain':<5} {name:<13} idle "
                     f"{row['idle_kib'] / 1024:6.1f} MiB, held {row['held_kib'] / 1024:6.1f} MiB,"
-                    f" after {row['after_kib'] / 1024:6.1f} MiB, closed by the server "
+                    f" after {row['after_kib'] / 1024:6.1f} MiB, again "
+                    f"{row['second_held_kib'] / 1024:6.1f} MiB, closed by the server "
                     f"{row['closed_by_server']}, alive {row['alive']}")
     return rows
 
 
 def table(rows, conns):
     out = [f"| binary | listener | scenario ({conns} connections) | idle RSS | held RSS | "
-           "RSS 3 s after closing | closed by the proxy | verdict (< 64 MiB held) |",
-           "|---|---|---|---:|---:|---:|---:|---|"]
+           "RSS 3 s after closing | held again | closed by the proxy | verdict (< 64 MiB held) |",
+           "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         held = r["held_kib"] / 1024
-        verdict = "met" if held < 64 and r["alive"] else "missed"
+        worst = max(held, r["second_held_kib"] / 1024)
+        verdict = "met" if worst < 64 and r["alive"] else "missed"
         out.append(f"| {r['binary']} | {'TLS' if r['tls'] else 'plain'} | {r['scenario']} | "
                    f"{r['idle_kib'] / 1024:.1f} MiB | {held:.1f} MiB | "
-                   f"{r['after_kib'] / 1024:.1f} MiB | {r['closed_by_server']} | {verdict} |")
+                   f"{r['after_kib'] / 1024:.1f} MiB | {r['second_held_kib'] / 1024:.1f} MiB | "
+                   f"{r['closed_by_server']} | {verdict} |")
     return "\n".join(out)
 
 

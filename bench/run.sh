@@ -8,7 +8,8 @@
 #
 # Knobs (environment): BENCH_DURATION (s per point, 10), BENCH_RATE (1000), BENCH_CONNS
 # ("1,64,1024"), BENCH_MAX_LOAD (1.0: wait for a quiet machine), PROXY_BIN / STUB_BIN (skip the
-# build and use these binaries), OHA_VERSION (1.16.0). See bench/README.md.
+# build and use these binaries; by default the release builds, wherever cargo puts them),
+# OHA_VERSION (1.16.0). See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,13 +30,29 @@ if ! command -v python3 >/dev/null; then
     as_root apt-get install -y -qq python3 >/dev/null
 fi
 
+# The executable `cargo build ARGS` produced for the binary target NAME, at the path cargo reports
+# (CARGO_TARGET_DIR and build.target-dir respected).
+built() {
+    local name=$1
+    shift
+    cargo build "$@" --message-format=json-render-diagnostics | python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable") \
+            and message["target"]["name"] == sys.argv[1]:
+        print(message["executable"])
+' "$name"
+}
 if [ -z "${PROXY_BIN:-}" ]; then
     echo "== building the proxy (release)" >&2
-    cargo build --release --locked --bin kick-oauth-proxy
+    PROXY_BIN=$(built kick-oauth-proxy --release --locked --bin kick-oauth-proxy)
+    export PROXY_BIN
 fi
 if [ -z "${STUB_BIN:-}" ]; then
     echo "== building the upstream stub (release)" >&2
-    cargo build --release --locked --manifest-path bench/stub/Cargo.toml
+    STUB_BIN=$(built kick-bench-stub --release --locked --manifest-path bench/stub/Cargo.toml)
+    export STUB_BIN
 fi
 
 # 1,024 client connections, as many upstream ones, and the generator's: well over 1,024 files.

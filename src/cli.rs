@@ -1,14 +1,18 @@
 //! The command line: `serve`, `dev`, `login`, `check-config`, `healthcheck`.
 
-use crate::config::{LogFormat, LogSettings, Settings, DEFAULT_CONFIG_PATH};
+use crate::config::{LogFormat, LogSettings, ServerSettings, Settings, DEFAULT_CONFIG_PATH};
 use crate::dev::DevEnvironment;
 use crate::login::{LoginAction, LoginError, LoginOptions};
-use crate::startup::{reload_on_sighup, shutdown_signal, Application};
+use crate::server::startup::{reload_on_sighup, shutdown_signal, Application};
 use crate::telemetry;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The environment variable naming the config file when `--config` is not given: the container
+/// image sets it, so `serve` and the `HEALTHCHECK`'s `healthcheck` read the same file.
+pub const CONFIG_ENV: &str = "KICK_PROXY_CONFIG";
 
 /// Hardened OAuth token-exchange proxy for desktop apps.
 #[derive(Debug, Parser)]
@@ -25,7 +29,7 @@ pub enum Command {
     /// Run the proxy.
     Serve {
         /// TOML config file; `KICK_PROXY_<SECTION>__<KEY>` variables override it.
-        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
     /// Run the Kick emulator and the proxy on loopback, log in once as a desktop app would, and keep
@@ -47,15 +51,21 @@ pub enum Command {
     /// Validate the config and print the effective settings, secrets redacted.
     CheckConfig {
         /// TOML config file.
-        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
-    /// Probe a running proxy (the container's `HEALTHCHECK`; distroless has no curl): GET the URL
-    /// with a 2 s deadline, no proxy, no redirects; exit 0 on 200, 1 otherwise.
+    /// Probe a running proxy (the container's `HEALTHCHECK`; distroless has no curl): GET its
+    /// `/healthz` with a 2 s deadline, no proxy, no redirects; exit 0 on 200, 1 otherwise. The
+    /// address is the configured `server.listen` (environment overrides included, `0.0.0.0` and
+    /// `[::]` probed on loopback, HTTPS when `[server.tls]` is set), so the probe follows the
+    /// server wherever it listens.
     Healthcheck {
-        /// The liveness endpoint to GET.
-        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
-        url: reqwest::Url,
+        /// The config `serve` runs with; only its `[server]` table is read.
+        #[arg(long, env = CONFIG_ENV, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// GET this URL instead of the configured listener's `/healthz`.
+        #[arg(long)]
+        url: Option<reqwest::Url>,
     },
 }
 
@@ -143,12 +153,27 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             None => ExitCode::from(2),
         },
-        Command::Healthcheck { url } => healthcheck(url).await,
+        Command::Healthcheck { config, url } => {
+            let (url, own_tls_listener) = match url {
+                Some(url) => (url, false),
+                None => match ServerSettings::load_with_env(&config, std::env::vars()) {
+                    Ok(server) => (server.health_url(), server.tls.is_some()),
+                    Err(error) => {
+                        eprintln!("unhealthy: invalid configuration: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            healthcheck(url, own_tls_listener).await
+        }
     }
 }
 
-/// `healthcheck`: one GET, one line of output, exit 0 only on 200.
-async fn healthcheck(url: reqwest::Url) -> ExitCode {
+/// `healthcheck`: one GET, one line of output, exit 0 only on 200. `own_tls_listener`: the URL is
+/// this config's own HTTPS listener, probed by address, where its certificate (issued for the
+/// public host name) cannot match; it is not verified. Nothing is sent but `GET /healthz`, and
+/// only the status is read.
+async fn healthcheck(url: reqwest::Url, own_tls_listener: bool) -> ExitCode {
     let result = async {
         reqwest::Client::builder()
             // An HTTP(S)_PROXY in the container's environment must not answer for this process.
@@ -156,6 +181,7 @@ async fn healthcheck(url: reqwest::Url) -> ExitCode {
             // A redirect is not a healthy answer from /healthz.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(2))
+            .danger_accept_invalid_certs(own_tls_listener)
             .build()?
             .get(url.clone())
             .send()

@@ -5,7 +5,7 @@
 //! and a refresh with the revoked token that must fail. Every step is printed with tokens redacted.
 
 use crate::config::Settings;
-use crate::startup::Application;
+use crate::server::Application;
 use kick_emulator::{Emulator, EmulatorConfig, RegisteredClient};
 use kick_oauth_client::{
     parse_callback_url, AuthorizeRequest, Error as ClientError, PkceVerifier, ProxyClient,

@@ -6,45 +6,52 @@
 //! The HTTP and operator contract is in the README.
 //!
 //! # Layout
-//! - [`config`]: typed settings from TOML + `KICK_PROXY_*` env, validated at start-up;
-//! - [`startup`]: [`startup::Application`] binds the public and admin listeners, drains on
-//!   SIGTERM, reloads on SIGHUP;
-//! - [`listener`]: one way of serving a connection on every listener: header cap, header
-//!   deadline, connection cap with the longest-idle connection closed first, optional TLS;
-//! - [`routes`]: the router, handlers, input rules, per-request log line;
-//! - [`limits`]: the front door: client IP, per-IP rate limits, load shedding, CORS;
-//! - [`upstream`]: the provider's token endpoint, deadline, body cap, outcome classification,
-//!   the next-secret fallback, and the per-provider circuit breaker;
-//! - [`replay`]: encrypted idempotent replay and single-flight for exchanges and refreshes;
-//! - [`state`]: the store replicas share (Redis/Valkey) for replay, single-flight and rate
-//!   limits, failing open to the per-process mechanisms;
-//! - [`metrics`]: Prometheus metrics for the admin listener;
-//! - [`tls`]: TLS termination with a reloadable certificate;
-//! - [`oauth`]: RFC 6749 error codes and the normalised token response;
-//! - [`error`]: [`error::ApiError`], the one error type, rendered as the contract's JSON;
-//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations, served at
-//!   `GET /api/v1/openapi.json` and committed as `openapi.json`;
+//!
+//! The request path, in the order a `POST /api/v1/{provider}/token` meets it; each module imports
+//! only from the ones after it:
+//! - [`server`]: start-up, the listeners and their connection rules (header cap, deadlines,
+//!   connection cap, TLS), the router, the per-request log line, SIGHUP reload and draining;
+//! - [`front_door`]: client IP, CORS, load shedding, per-IP rate limits: what protects the service
+//!   before a handler runs;
+//! - [`api`]: the one body extractor, the input rules, the handlers, the probes and the OpenAPI
+//!   document;
+//! - [`exchange`]: `redeem()`, replay → single-flight → one provider call under the upstream cap
+//!   and the breaker → the reply; the seam a shared store plugs into;
+//! - [`upstream`]: the provider's endpoints: client, transport, the one classification of
+//!   outcomes, the circuit breaker;
+//! - [`providers`]: the presets as data (endpoints, revocation shape, error dialect, redirect
+//!   rule).
+//!
+//! Shared below them all:
+//! - [`reply`]: endpoint, outcome, [`reply::ApiError`] and the one place errors become JSON;
+//! - [`oauth`]: RFC 6749 error codes, the normalised token response, description sanitising;
 //! - [`secret`]: newtypes that never print their value;
+//! - [`state`]: the store replicas share (Redis/Valkey) for replay, single-flight and rate
+//!   limits, failing open to the per-process mechanisms; below `front_door` and `exchange`,
+//!   which consult it.
+//!
+//! Running it:
+//! - [`config`]: typed settings from TOML + `KICK_PROXY_*` env, validated at start-up;
 //! - [`telemetry`]: JSON/text logs with dependency output capped;
-//! - [`dev`]: `dev` mode, the emulator and the proxy on loopback with a self-check login;
-//! - [`login`]: `login`, the desktop flow from a terminal through the client crate;
-//! - [`cli`]: `serve`, `dev`, `login`, `check-config` and `healthcheck`.
+//! - [`metrics`]: Prometheus metrics for the admin listener;
+//! - [`cli`]: `serve`, `check-config`, `healthcheck`, and the tools `dev` and `login`.
+//!
+//! Tools: [`dev`] (the emulator and the proxy on loopback with a self-check login) and [`login`]
+//! (the desktop flow from a terminal through the client crate).
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dev;
-pub mod error;
-pub mod limits;
-pub mod listener;
+mod exchange;
+mod front_door;
 pub mod login;
-pub mod metrics;
+mod metrics;
 pub mod oauth;
-pub mod openapi;
-pub mod replay;
-pub mod routes;
+mod providers;
+pub mod reply;
 pub mod secret;
-pub mod startup;
+pub mod server;
 pub mod state;
 pub mod telemetry;
-pub mod tls;
-pub mod upstream;
+mod upstream;

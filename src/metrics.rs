@@ -24,7 +24,7 @@
 //! | `kick_proxy_state_op_duration_seconds` | histogram | op |
 //! | `kick_proxy_state_backend_up` | gauge | |
 
-use crate::routes::Outcome;
+use crate::reply::Outcome;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -94,7 +94,9 @@ impl fmt::Display for OAuthErrorCode {
     }
 }
 
-/// The secret inputs of one request, so a provider description that echoes one of them is dropped.
+/// The secrets of one request that a provider's text must never carry back to the caller: the
+/// request's own code and verifier, or token, and this server's client secrets (the current one
+/// and, during a rotation, the next one), so a provider description that echoes one is dropped.
 #[derive(Default)]
 pub struct RequestSecrets<'a> {
     /// The values to look for.
@@ -115,30 +117,60 @@ impl<'a> RequestSecrets<'a> {
             values: vec![token.secret()],
         }
     }
+
+    /// Adds client secrets (the current one, the next one during a rotation).
+    pub fn with_client_secrets(mut self, secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        self.values.extend(secrets);
+        self
+    }
 }
 
 /// Maximum length of a description passed through to the caller.
 pub const MAX_DESCRIPTION_LEN: usize = 512;
 
+/// Secrets shorter than this are not looked for: they would match ordinary words by chance, and
+/// every real code, verifier, token and client secret is far longer.
+const MIN_SECRET_LEN: usize = 4;
+
+/// The RFC 6749 §5.2 `error_description` character set: printable ASCII without `"` and `\`.
+fn is_description_char(c: char) -> bool {
+    matches!(c, ' '..='~') && c != '"' && c != '\\'
+}
+
 /// Keeps a provider's `error_description` only if it is safe to show: the RFC 6749 §5.2 character
 /// set (printable ASCII without `"` and `\`), at most 512 characters, and not containing any of the
-/// request's own secrets.
+/// request's secrets ([`RequestSecrets`]).
+///
+/// The secrets are looked for in the whole text, before it is cut: a secret standing across the
+/// 512th character would otherwise be missed and its first characters shown. They are looked for
+/// both in the text as received and in the text as it would be shown (disallowed characters
+/// removed), so neither a secret broken up by control characters nor one holding a `"` gets
+/// through. Only then is the text cut; nothing is derived from it before the check.
 pub fn sanitize_description(raw: Option<&str>, secrets: &RequestSecrets<'_>) -> Option<String> {
-    let cleaned: String = raw?
-        .chars()
-        .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
-        .take(MAX_DESCRIPTION_LEN)
-        .collect();
-    let cleaned = cleaned.trim();
-    if cleaned.is_empty()
-        || secrets
-            .values
-            .iter()
-            .any(|s| s.len() >= 4 && cleaned.contains(s))
+    let raw = raw?;
+    let shown: String = raw.chars().filter(|c| is_description_char(*c)).collect();
+    if secrets
+        .values
+        .iter()
+        .any(|secret| carries_secret(raw, &shown, secret))
     {
         return None;
     }
-    Some(cleaned.to_owned())
+    // Only ASCII is left, so a byte index is a character index.
+    let cut = shown[..shown.len().min(MAX_DESCRIPTION_LEN)].trim();
+    if cut.is_empty() {
+        return None;
+    }
+    Some(cut.to_owned())
+}
+
+/// True when `secret` appears in the text as received (`raw`) or as it would be shown (`shown`).
+fn carries_secret(raw: &str, shown: &str, secret: &str) -> bool {
+    if secret.len() >= MIN_SECRET_LEN && raw.contains(secret) {
+        return true;
+    }
+    let visible: String = secret.chars().filter(|c| is_description_char(*c)).collect();
+    visible.len() >= MIN_SECRET_LEN && shown.contains(visible.as_str())
 }
 
 /// A successful token response (RFC 6749 §5.1), normalised: `expires_in` an integer, `scope` one
@@ -344,5 +376,86 @@ mod tests {
             sanitize_description(Some(&long), &secrets).map(|d| d.len()),
             Some(MAX_DESCRIPTION_LEN)
         );
+    }
+
+    const CLIENT: &str = "test-client-secret-CANARY";
+    const NEXT: &str = "next-client-secret-CANARY";
+    const TOKEN: &str = "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI";
+
+    /// The description with `secret` placed so that it starts `at` characters in, in 1,000
+    /// characters of otherwise harmless text.
+    fn placed(secret: &str, at: usize) -> String {
+        let mut text = "A".repeat(at);
+        text.push_str(secret);
+        text.push_str(&"B".repeat(1000usize.saturating_sub(text.len())));
+        text
+    }
+
+    #[test]
+    fn a_secret_anywhere_in_the_whole_text_drops_the_description() {
+        let token = RefreshToken::new(TOKEN.into());
+        let secrets = RequestSecrets::refresh(&token).with_client_secrets([CLIENT, NEXT]);
+        for secret in [CLIENT, NEXT, TOKEN] {
+            // At the start, in the middle of the kept part, straddling the cut (the first
+            // characters before it, the rest after), wholly after the cut, at the very end.
+            for at in [
+                0,
+                200,
+                MAX_DESCRIPTION_LEN - 12,
+                MAX_DESCRIPTION_LEN - 1,
+                MAX_DESCRIPTION_LEN,
+                600,
+                1000 - secret.len(),
+            ] {
+                assert_eq!(
+                    sanitize_description(Some(&placed(secret, at)), &secrets),
+                    None,
+                    "{secret} at {at}"
+                );
+            }
+        }
+        // The same text without a secret is kept, cut to 512.
+        assert_eq!(
+            sanitize_description(Some(&placed("harmless", 500)), &secrets).map(|d| d.len()),
+            Some(MAX_DESCRIPTION_LEN)
+        );
+    }
+
+    #[test]
+    fn the_issue_12_body_no_longer_shows_the_secrets_first_characters() {
+        let secrets = RequestSecrets::default().with_client_secrets([CLIENT]);
+        let description = format!("{}{CLIENT}", "A".repeat(500));
+        assert_eq!(sanitize_description(Some(&description), &secrets), None);
+    }
+
+    #[test]
+    fn a_secret_broken_up_by_characters_that_are_removed_is_still_found() {
+        let code = AuthorizationCode::new("CANARYCODE123".into());
+        let verifier = CodeVerifier::new("v".repeat(43));
+        let secrets = RequestSecrets::code(&code, &verifier).with_client_secrets([CLIENT]);
+        for text in [
+            "code CANARY\nCODE123 used",
+            "code CANA\u{7}RY\"CODE\\123 used",
+            "secret test-client-\u{202e}secret-CANARY",
+            "secret test-client-s\u{e9}ecret-CANARY",
+        ] {
+            assert_eq!(sanitize_description(Some(text), &secrets), None, "{text:?}");
+        }
+        // A secret holding characters the description may not show is found as shown, too.
+        let quoted = RequestSecrets::default().with_client_secrets(["se\"cr\\et-CANARY"]);
+        for text in ["x se\"cr\\et-CANARY y", "x secret-CANARY y"] {
+            assert_eq!(sanitize_description(Some(text), &quoted), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn short_values_and_harmless_text_are_not_mistaken_for_secrets() {
+        let secrets = RequestSecrets::default().with_client_secrets(["abc"]);
+        assert_eq!(
+            sanitize_description(Some("abc is fine"), &secrets).as_deref(),
+            Some("abc is fine")
+        );
+        assert_eq!(sanitize_description(Some(" \n\t "), &secrets), None);
+        assert_eq!(sanitize_description(None, &secrets), None);
     }
 }

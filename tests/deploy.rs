@@ -1,6 +1,7 @@
 //! Offline checks of what ships the proxy: `deploy/kubernetes/` (parsed, cross-checked against the
 //! ConfigMap's `config.toml` run through the real config validation), the release workflow, the
-//! Dockerfile's `HEALTHCHECK`, and the `healthcheck` subcommand it runs. No kubectl, no network.
+//! Dockerfile's `HEALTHCHECK`, the `healthcheck` subcommand it runs, the README's deployment notes
+//! and the scripts CI runs. No kubectl, no network.
 //!
 //! The manifest checks collect problems instead of panicking, so `every_manifest_regression_is_caught`
 //! can break the shipped files one way at a time and prove each check fails when it should.
@@ -34,14 +35,25 @@ macro_rules! ensure {
 struct Files(BTreeMap<String, String>);
 
 impl Files {
+    /// Every manifest, by its path under deploy/kubernetes: `deployment.yaml`, and one level of
+    /// optional kustomize components, `monitoring/servicemonitor.yaml`.
     fn shipped() -> Self {
         let mut files = BTreeMap::new();
+        let yaml = |path: &Path| path.extension().is_some_and(|e| e == "yaml" || e == "yml");
         for entry in std::fs::read_dir(DEPLOY_DIR).expect("deploy/kubernetes exists") {
             let path = entry.expect("readable directory").path();
-            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                let name = file_name(&path);
+            if yaml(&path) {
                 let text = std::fs::read_to_string(&path).expect("readable manifest");
-                files.insert(name, text);
+                files.insert(file_name(&path), text);
+            } else if path.is_dir() {
+                let dir = file_name(&path);
+                for entry in std::fs::read_dir(&path).expect("readable component") {
+                    let path = entry.expect("readable directory").path();
+                    if yaml(&path) {
+                        let text = std::fs::read_to_string(&path).expect("readable manifest");
+                        files.insert(format!("{dir}/{}", file_name(&path)), text);
+                    }
+                }
             }
         }
         Self(files)
@@ -65,6 +77,23 @@ impl Files {
     }
 }
 
+/// The ConfigMap's client id as shipped, and what an operator puts there instead (step 2 of
+/// deploy/kubernetes/README.md). The proxy refuses the placeholder at start-up.
+const PLACEHOLDER_CLIENT_ID: &str = "replace-with-your-kick-client-id";
+const OPERATOR_CLIENT_ID: &str = "01KOPERATORCLIENTID";
+
+impl Files {
+    /// The shipped manifests with the placeholder client id filled in, as they are applied.
+    fn filled_in() -> Self {
+        Self::shipped().with(
+            "configmap.yaml",
+            PLACEHOLDER_CLIENT_ID,
+            OPERATOR_CLIENT_ID,
+            true,
+        )
+    }
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .and_then(|n| n.to_str())
@@ -72,10 +101,12 @@ fn file_name(path: &Path) -> String {
         .to_owned()
 }
 
-/// Every parsed Kubernetes object (the kustomization apart).
+/// Every parsed Kubernetes object (the kustomizations apart).
 struct Manifests {
     docs: Vec<Doc>,
     kustomization: Yaml,
+    /// Optional kustomize components: directory → its `kustomization.yaml`.
+    components: BTreeMap<String, Yaml>,
 }
 
 struct Doc {
@@ -96,6 +127,7 @@ impl Manifests {
     fn parse(files: &Files, problems: &mut Vec<String>) -> Self {
         let mut docs = Vec::new();
         let mut kustomization = Yaml::BadValue;
+        let mut components = BTreeMap::new();
         for (file, text) in &files.0 {
             let parsed = match YamlLoader::load_from_str(text) {
                 Ok(parsed) => parsed,
@@ -107,6 +139,8 @@ impl Manifests {
             for yaml in parsed.into_iter().filter(|y| !y.is_null()) {
                 if file == KUSTOMIZATION {
                     kustomization = yaml;
+                } else if let Some(dir) = file.strip_suffix(&format!("/{KUSTOMIZATION}")) {
+                    components.insert(dir.to_owned(), yaml);
                 } else {
                     docs.push(Doc {
                         file: file.clone(),
@@ -118,6 +152,7 @@ impl Manifests {
         Self {
             docs,
             kustomization,
+            components,
         }
     }
 
@@ -197,11 +232,33 @@ fn problems(files: &Files) -> Vec<String> {
     let pod = Pod::of(deployment);
     let config = Config::check(&m, &pod, &mut p);
     check_deployment(&m, deployment, &pod, config.as_ref(), &mut p);
-    check_service(&m, &pod, &mut p);
+    check_services(&m, &pod, &mut p);
     check_ingress(&m, &mut p);
     check_autoscaling(&m, deployment, &pod, &mut p);
     check_network_policy(&m, &pod, config.as_ref(), &mut p);
+    check_metrics(&m, &pod, config.as_ref(), &mut p);
     p
+}
+
+/// The HPA that scales `deployment`, if one does.
+fn hpa_of<'a>(m: &'a Manifests, deployment: &Yaml) -> Option<&'a Yaml> {
+    let name = text(&deployment["metadata"]["name"]);
+    m.of_kind("HorizontalPodAutoscaler")
+        .into_iter()
+        .map(|d| &d.yaml)
+        .find(|hpa| {
+            let target = &hpa["spec"]["scaleTargetRef"];
+            text(&target["kind"]) == "Deployment" && text(&target["name"]) == name
+        })
+}
+
+/// The fewest pods there will be: the HPA's `minReplicas` when one scales the Deployment, else
+/// its `replicas` (1 when absent).
+fn replica_floor(m: &Manifests, deployment: &Yaml) -> i64 {
+    match hpa_of(m, deployment) {
+        Some(hpa) => hpa["spec"]["minReplicas"].as_i64().unwrap_or(1),
+        None => deployment["spec"]["replicas"].as_i64().unwrap_or(1),
+    }
 }
 
 fn check_documents(m: &Manifests, p: &mut Vec<String>) {
@@ -259,7 +316,7 @@ fn check_kustomization(files: &Files, m: &Manifests, p: &mut Vec<String>) {
         .0
         .keys()
         .map(String::as_str)
-        .filter(|f| *f != KUSTOMIZATION && !f.contains(".example."))
+        .filter(|f| *f != KUSTOMIZATION && !f.contains(".example.") && !f.contains('/'))
         .collect();
     for missing in expected.difference(&listed) {
         p.push(format!(
@@ -273,6 +330,40 @@ fn check_kustomization(files: &Files, m: &Manifests, p: &mut Vec<String>) {
             ));
         }
     }
+    // A component is opt-in: each lists exactly the files of its directory.
+    for (dir, component) in &m.components {
+        ensure!(
+            p,
+            text(&component["kind"]) == "Component"
+                && text(&component["apiVersion"]) == "kustomize.config.k8s.io/v1alpha1",
+            "{dir}/{KUSTOMIZATION}: not a kustomize Component (kustomize.config.k8s.io/v1alpha1)"
+        );
+        let listed: BTreeSet<String> = list(&component["resources"])
+            .iter()
+            .map(|r| format!("{dir}/{}", text(r)))
+            .collect();
+        let present: BTreeSet<String> = files
+            .0
+            .keys()
+            .filter(|f| f.starts_with(&format!("{dir}/")) && !f.ends_with(KUSTOMIZATION))
+            .cloned()
+            .collect();
+        ensure!(
+            p,
+            listed == present,
+            "{dir}/{KUSTOMIZATION}: lists {listed:?}, the directory holds {present:?}"
+        );
+    }
+    // The Prometheus Operator's CRD may not exist: a ServiceMonitor in the base would make the
+    // whole `kubectl apply -k` fail there.
+    for doc in m.docs.iter().filter(|d| d.kind() == "ServiceMonitor") {
+        ensure!(
+            p,
+            doc.file.contains('/'),
+            "{}: a ServiceMonitor in the base; keep it in the optional monitoring component",
+            doc.file
+        );
+    }
 }
 
 /// The pod template's parts most checks need.
@@ -280,6 +371,7 @@ struct Pod<'a> {
     spec: &'a Yaml,
     container: &'a Yaml,
     labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
 }
 
 impl<'a> Pod<'a> {
@@ -290,6 +382,7 @@ impl<'a> Pod<'a> {
             spec,
             container: &spec["containers"][0],
             labels: string_map(&template["metadata"]["labels"]),
+            annotations: string_map(&template["metadata"]["annotations"]),
         }
     }
 
@@ -482,12 +575,22 @@ fn check_deployment(
     config: Option<&Config>,
     p: &mut Vec<String>,
 ) {
-    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
-    ensure!(
-        p,
-        replicas >= 2,
-        "deployment: replicas {replicas} < 2: one pod is an outage on every drain"
-    );
+    let replicas = &deployment["spec"]["replicas"];
+    if hpa_of(m, deployment).is_some() {
+        // kubectl apply would set the count again each time, undoing the HPA's scaling.
+        ensure!(
+            p,
+            replicas.is_badvalue(),
+            "deployment: spec.replicas is set while an HPA scales it: every apply resets the count"
+        );
+    } else {
+        let replicas = replicas.as_i64().unwrap_or(1);
+        ensure!(
+            p,
+            replicas >= 2,
+            "deployment: replicas {replicas} < 2: one pod is an outage on every drain"
+        );
+    }
     ensure!(
         p,
         selects(&deployment["spec"]["selector"]["matchLabels"], &pod.labels),
@@ -739,24 +842,33 @@ fn key_at(volume: &Yaml, source: &str, file: &str) -> String {
         .unwrap_or_default()
 }
 
-fn check_service(m: &Manifests, pod: &Pod, p: &mut Vec<String>) {
-    let Some(service) = m.one("Service", p) else {
-        return;
-    };
-    let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP");
-    ensure!(
-        p,
-        kind == "ClusterIP",
-        "service: type {kind}, not ClusterIP: the proxy must be reached through the TLS ingress only"
-    );
-    ensure!(
-        p,
-        selects(&service["spec"]["selector"], &pod.labels),
-        "service: selector does not match the pods"
-    );
-    let ok = list(&service["spec"]["ports"])
-        .iter()
-        .any(|port| port["port"].as_i64() == Some(80) && text(&port["targetPort"]) == "http");
+/// A Service port reaching the container port named `name` (by name, or by its number).
+fn targets(port: &Yaml, name: &str, number: Option<i64>) -> bool {
+    text(&port["targetPort"]) == name || (number.is_some() && port["targetPort"].as_i64() == number)
+}
+
+fn check_services(m: &Manifests, pod: &Pod, p: &mut Vec<String>) {
+    let services = m.of_kind("Service");
+    ensure!(p, !services.is_empty(), "service: there is none");
+    for service in &services {
+        let (name, service) = (service.name(), &service.yaml);
+        let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP");
+        ensure!(
+            p,
+            kind == "ClusterIP",
+            "service: type {kind}, not ClusterIP: {name} must be reached through the TLS ingress only"
+        );
+        ensure!(
+            p,
+            selects(&service["spec"]["selector"], &pod.labels),
+            "service: selector does not match the pods ({name})"
+        );
+    }
+    let ok = services.iter().any(|service| {
+        list(&service.yaml["spec"]["ports"])
+            .iter()
+            .any(|port| port["port"].as_i64() == Some(80) && text(&port["targetPort"]) == "http")
+    });
     ensure!(
         p,
         ok,
@@ -784,11 +896,6 @@ fn check_ingress(m: &Manifests, p: &mut Vec<String>) {
         !tls_hosts.is_empty(),
         "ingress: no tls entry with hosts and a secretName"
     );
-    let service = m
-        .of_kind("Service")
-        .first()
-        .map(|d| d.name())
-        .unwrap_or_default();
     for rule in list(&spec["rules"]) {
         let host = text(&rule["host"]);
         ensure!(
@@ -798,12 +905,29 @@ fn check_ingress(m: &Manifests, p: &mut Vec<String>) {
         );
         for path in list(&rule["http"]["paths"]) {
             let backend = &path["backend"]["service"];
+            let name = text(&backend["name"]);
+            let ports = m
+                .named("Service", name)
+                .map(|s| list(&s["spec"]["ports"]))
+                .unwrap_or_default();
+            let routed = ports.iter().find(|port| {
+                (text(&backend["port"]["name"]) == text(&port["name"])
+                    && !text(&port["name"]).is_empty())
+                    || (backend["port"]["number"].as_i64().is_some()
+                        && backend["port"]["number"] == port["port"])
+            });
             ensure!(
                 p,
-                text(&backend["name"]) == service
-                    && (text(&backend["port"]["name"]) == "http"
-                        || backend["port"]["number"].as_i64() == Some(80)),
-                "ingress: a path does not route to Service {service} port http"
+                routed.is_some_and(|port| text(&port["targetPort"]) == "http"),
+                "ingress: a path does not route to a Service port targeting http (Service {name:?})"
+            );
+            // Whatever Service the Ingress reaches must not also reach the admin listener.
+            ensure!(
+                p,
+                !ports
+                    .iter()
+                    .any(|port| text(&port["targetPort"]) == "metrics"),
+                "ingress: routes to Service {name}, which also exposes the metrics port"
             );
         }
     }
@@ -827,7 +951,7 @@ fn check_ingress(m: &Manifests, p: &mut Vec<String>) {
 
 fn check_autoscaling(m: &Manifests, deployment: &Yaml, pod: &Pod, p: &mut Vec<String>) {
     let name = text(&deployment["metadata"]["name"]);
-    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    let replicas = replica_floor(m, deployment);
     if let Some(hpa) = m.one("HorizontalPodAutoscaler", p) {
         let spec = &hpa["spec"];
         ensure!(
@@ -957,18 +1081,115 @@ fn check_network_policy(m: &Manifests, pod: &Pod, config: Option<&Config>, p: &m
     }
 }
 
+/// The admin listener (`GET /metrics`, `server.admin_listen`) can be scraped: a container port
+/// named metrics on its port, the pod's `prometheus.io/*` annotations, a Service for it, the
+/// NetworkPolicy letting Prometheus in, and (optional component) a ServiceMonitor on that Service.
+fn check_metrics(m: &Manifests, pod: &Pod, config: Option<&Config>, p: &mut Vec<String>) {
+    let Some(admin) = config.and_then(|c| c.settings.server.admin_listen) else {
+        return;
+    };
+    let admin = i64::from(admin.port());
+    let port = list(&pod.container["ports"])
+        .iter()
+        .find(|x| text(&x["name"]) == "metrics");
+    ensure!(
+        p,
+        port.is_some_and(|x| x["containerPort"].as_i64() == Some(admin)),
+        "deployment: no containerPort named metrics on server.admin_listen's port {admin}"
+    );
+    for (key, want) in [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/port", admin.to_string()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+    ] {
+        ensure!(
+            p,
+            pod.annotations.get(key) == Some(&want),
+            "deployment: pod annotation {key} is not {want:?} (annotation-based Prometheus discovery)"
+        );
+    }
+
+    let metrics_services: Vec<&Doc> = m
+        .of_kind("Service")
+        .into_iter()
+        .filter(|s| {
+            list(&s.yaml["spec"]["ports"])
+                .iter()
+                .any(|x| targets(x, "metrics", Some(admin)))
+        })
+        .collect();
+    ensure!(
+        p,
+        !metrics_services.is_empty(),
+        "service: no Service exposes the metrics port (server.admin_listen, {admin})"
+    );
+    for monitor in m.of_kind("ServiceMonitor") {
+        let monitor = &monitor.yaml;
+        ensure!(
+            p,
+            text(&monitor["apiVersion"]) == "monitoring.coreos.com/v1",
+            "servicemonitor: apiVersion is not monitoring.coreos.com/v1"
+        );
+        let selector = &monitor["spec"]["selector"]["matchLabels"];
+        let port_names: BTreeSet<&str> = metrics_services
+            .iter()
+            .filter(|s| selects(selector, &string_map(&s.yaml["metadata"]["labels"])))
+            .flat_map(|s| list(&s.yaml["spec"]["ports"]))
+            .filter(|x| targets(x, "metrics", Some(admin)))
+            .map(|x| text(&x["name"]))
+            .collect();
+        ensure!(
+            p,
+            !port_names.is_empty(),
+            "servicemonitor: selector matches no Service exposing the metrics port"
+        );
+        let endpoints = list(&monitor["spec"]["endpoints"]);
+        ensure!(
+            p,
+            !endpoints.is_empty()
+                && endpoints.iter().all(|e| {
+                    port_names.contains(text(&e["port"])) && text(&e["path"]) == "/metrics"
+                }),
+            "servicemonitor: an endpoint is not GET /metrics on the metrics Service's port {port_names:?}"
+        );
+    }
+    if let Some(policy) = m.of_kind("NetworkPolicy").first() {
+        let admitted = list(&policy.yaml["spec"]["ingress"]).iter().any(|rule| {
+            list(&rule["ports"])
+                .iter()
+                .any(|x| x["port"].as_i64() == Some(admin))
+        });
+        ensure!(
+            p,
+            admitted,
+            "networkpolicy: no ingress rule admits the metrics port {admin}: Prometheus cannot scrape"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests: the manifests
 
 #[test]
 fn shipped_manifests_pass_every_check() {
-    let problems = problems(&Files::shipped());
+    let problems = problems(&Files::filled_in());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
+fn shipped_manifests_are_refused_at_start_up_until_the_client_id_is_filled_in() {
+    let problems = problems(&Files::shipped());
+    assert!(
+        problems.iter().any(|p| p.contains("does not validate")
+            && p.contains("`providers.kick.client_id`")
+            && p.contains(&format!("placeholder {PLACEHOLDER_CLIENT_ID:?}"))),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn configmap_config_validates_with_the_deployments_env_and_a_mounted_secret() {
-    let files = Files::shipped();
+    let files = Files::filled_in();
     let mut p = Vec::new();
     let m = Manifests::parse(&files, &mut p);
     let deployment = m.one("Deployment", &mut p).expect("a Deployment");
@@ -1001,7 +1222,10 @@ const REGRESSIONS: &[(&str, &str, &str, bool, &str)] = &[
     ("pdb.yaml", "namespace: kick-oauth-proxy", "namespace: default", false, "metadata.namespace"),
     ("kustomization.yaml", "  - hpa.yaml\n", "", false, "does not list hpa.yaml"),
     ("kustomization.yaml", "  - pdb.yaml\n", "  - pdb.yaml\n  - secret.example.yaml\n", false, "overwrite the real Secret"),
-    ("deployment.yaml", "replicas: 2", "replicas: 1", false, "replicas 1 < 2"),
+    ("deployment.yaml", "  revisionHistoryLimit: 5", "  replicas: 2\n  revisionHistoryLimit: 5", false, "every apply resets the count"),
+    ("kustomization.yaml", "  - service-metrics.yaml\n", "", false, "does not list service-metrics.yaml"),
+    ("monitoring/kustomization.yaml", "  - servicemonitor.yaml\n", "", false, "the directory holds"),
+    ("monitoring/kustomization.yaml", "kind: Component", "kind: Kustomization", false, "not a kustomize Component"),
     ("deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", false, "readOnlyRootFilesystem"),
     ("deployment.yaml", "            readOnlyRootFilesystem: true\n", "", false, "readOnlyRootFilesystem"),
     ("deployment.yaml", "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", false, "allowPrivilegeEscalation"),
@@ -1036,6 +1260,18 @@ const REGRESSIONS: &[(&str, &str, &str, bool, &str)] = &[
     ("deployment.yaml", "containerPort: 8080", "containerPort: 9090", false, "server.listen"),
     ("deployment.yaml", "topologyKey: kubernetes.io/hostname", "topologyKey: example.com/rack", false, "across nodes"),
     ("service.yaml", "targetPort: http", "targetPort: 8080", false, "targetPort"),
+    ("service.yaml", "      protocol: TCP\n", "      protocol: TCP\n    - name: metrics\n      port: 9090\n      targetPort: metrics\n", false, "also exposes the metrics port"),
+    ("service-metrics.yaml", "targetPort: metrics", "targetPort: http", false, "no Service exposes the metrics port"),
+    ("service-metrics.yaml", "type: ClusterIP", "type: NodePort", false, "not ClusterIP"),
+    ("deployment.yaml", "containerPort: 9090", "containerPort: 9091", false, "containerPort named metrics"),
+    ("deployment.yaml", "prometheus.io/scrape: \"true\"", "prometheus.io/scrape: \"false\"", false, "prometheus.io/scrape"),
+    ("deployment.yaml", "prometheus.io/port: \"9090\"", "prometheus.io/port: \"8080\"", false, "prometheus.io/port"),
+    ("deployment.yaml", "prometheus.io/path: /metrics", "prometheus.io/path: /", false, "prometheus.io/path"),
+    ("monitoring/servicemonitor.yaml", "    - port: metrics", "    - port: http", false, "servicemonitor: an endpoint"),
+    ("monitoring/servicemonitor.yaml", "path: /metrics", "path: /healthz", false, "servicemonitor: an endpoint"),
+    ("monitoring/servicemonitor.yaml", "      app.kubernetes.io/component: metrics", "      app.kubernetes.io/component: web", false, "servicemonitor: selector"),
+    ("monitoring/servicemonitor.yaml", "namespace: kick-oauth-proxy", "namespace: monitoring", false, "metadata.namespace"),
+    ("networkpolicy.yaml", "      ports:\n        - protocol: TCP\n          port: 9090\n", "      ports:\n        - protocol: TCP\n          port: 8080\n", false, "admits the metrics port"),
     ("service.yaml", "type: ClusterIP", "type: LoadBalancer", false, "not ClusterIP"),
     ("service.yaml", "  selector:\n    app.kubernetes.io/name: kick-oauth-proxy", "  selector:\n    app.kubernetes.io/name: other", false, "service: selector"),
     ("ingress.yaml", "  tls:\n    - hosts:\n        - proxy.example.com\n      secretName: kick-oauth-proxy-tls\n", "", false, "no tls"),
@@ -1055,9 +1291,49 @@ const REGRESSIONS: &[(&str, &str, &str, bool, &str)] = &[
     ("networkpolicy.yaml", "        - namespaceSelector:", "        - ipBlock:\n            cidr: 0.0.0.0/0\n        - namespaceSelector:", false, "admits more"),
 ];
 
+/// The READMEs summarise the NetworkPolicy in one line each: they name every port it admits, and
+/// the HTTPS egress.
+#[test]
+fn readme_network_policy_summaries_name_every_port_the_policy_opens() {
+    let mut p = Vec::new();
+    let m = Manifests::parse(&Files::filled_in(), &mut p);
+    let policy = m.one("NetworkPolicy", &mut p).expect("a NetworkPolicy");
+    let mut ports: BTreeSet<i64> = list(&policy["spec"]["ingress"])
+        .iter()
+        .flat_map(|rule| list(&rule["ports"]))
+        .filter_map(|x| x["port"].as_i64())
+        .collect();
+    ports.insert(443);
+    assert!(ports.len() >= 3, "{ports:?}");
+
+    let one_line = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let readme = one_line(&repo_file("README.md"));
+    let main = readme
+        .split_once("NetworkPolicy (in:")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(summary, _)| summary.to_owned())
+        .expect("README: `NetworkPolicy (in: …)`");
+    let kubernetes = repo_file("deploy/kubernetes/README.md")
+        .lines()
+        .find(|l| l.starts_with("| `networkpolicy.yaml` |"))
+        .expect("deploy/kubernetes/README.md: the networkpolicy.yaml row")
+        .to_owned();
+    for (readme, summary) in [
+        ("README.md", main),
+        ("deploy/kubernetes/README.md", kubernetes),
+    ] {
+        for port in &ports {
+            assert!(
+                summary.contains(&port.to_string()),
+                "{readme}: the NetworkPolicy summary does not name port {port}: {summary}"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_manifest_regression_is_caught() {
-    let shipped = Files::shipped();
+    let shipped = Files::filled_in();
     let mut missed = Vec::new();
     for (file, from, to, all, expected) in REGRESSIONS {
         let problems = problems(&shipped.with(file, from, to, *all));
@@ -1159,18 +1435,120 @@ fn dockerfile_healthcheck_runs_the_binarys_healthcheck_subcommand() {
     assert!(healthcheck.contains("--timeout=3s"), "{healthcheck}");
 }
 
+/// The README's container example gives the secret file to the image's user before mounting it
+/// where the image's config reads it (a root-owned 0600 file is unreadable to uid 65532:
+/// `tests/api/config.rs` shows the refusal and that this fix works).
+#[test]
+fn readme_docker_run_mounts_a_secret_file_the_image_user_can_read() {
+    let dockerfile = repo_file("Dockerfile");
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l.trim() == "USER nonroot:nonroot")
+            && dockerfile.contains(":nonroot AS runtime"),
+        "the image runs as distroless nonroot, uid {NONROOT_UID}"
+    );
+    let readme = repo_file("README.md");
+    let block = readme
+        .split("```")
+        .find(|block| block.starts_with("sh\n") && block.contains("docker run"))
+        .expect("a sh block with docker run");
+    let mount = block
+        .split_whitespace()
+        .find_map(|word| {
+            word.trim_matches('"')
+                .strip_prefix("$PWD/kick_client_secret:")
+        })
+        .expect("the block mounts ./kick_client_secret");
+    let target = mount.trim_end_matches(":ro");
+    let config: toml::Table = repo_file("config/default.toml")
+        .parse()
+        .expect("default.toml");
+    assert_eq!(
+        config["providers"]["kick"]["client_secret_file"].as_str(),
+        Some(target),
+        "mounted where the image's config reads the secret"
+    );
+    let chown = block.find(&format!(
+        "chown {NONROOT_UID}:{NONROOT_UID} kick_client_secret"
+    ));
+    let run = block.find("docker run");
+    assert!(
+        chown.is_some() && chown < run,
+        "the file is given to uid {NONROOT_UID} before docker run: {block}"
+    );
+    assert!(block.contains("chmod 0400 kick_client_secret"), "{block}");
+}
+
+#[test]
+fn dockerfile_serve_and_healthcheck_read_the_same_config_file() {
+    let dockerfile = repo_file("Dockerfile");
+    // Instructions, continuation lines joined.
+    let joined = dockerfile.replace("\\\n", " ");
+    let instruction = |name: &str| -> Vec<String> {
+        joined
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name} ")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let copied = instruction("COPY")
+        .into_iter()
+        .find_map(|l| {
+            l.strip_prefix("COPY config/default.toml ")
+                .map(|to| to.trim().to_owned())
+        })
+        .expect("the default config is copied in");
+    // KICK_PROXY_CONFIG names it, for both subcommands…
+    let env = instruction("ENV").join(" ");
+    assert!(
+        env.split_whitespace()
+            .any(|kv| kv == format!("KICK_PROXY_CONFIG={copied}")),
+        "ENV KICK_PROXY_CONFIG={copied} is not set: {env}"
+    );
+    // …and neither overrides it with a flag, or the HEALTHCHECK would probe another listener than
+    // the one a KICK_PROXY_CONFIG set at `docker run` moved.
+    for line in instruction("CMD")
+        .into_iter()
+        .chain(instruction("HEALTHCHECK"))
+        .chain(instruction("ENTRYPOINT"))
+    {
+        assert!(
+            !line.contains("--config") && !line.contains("--url"),
+            "{line}"
+        );
+    }
+    assert_eq!(instruction("CMD"), [r#"CMD ["serve"]"#]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests: `kick-oauth-proxy healthcheck`
 
 /// Runs `healthcheck --url URL` with a proxy in the environment that would break the check if it
 /// were used: the subcommand must go straight to the URL.
 async fn healthcheck(url: String) -> (std::process::Output, Duration) {
+    healthcheck_with(vec!["--url".to_owned(), url], Vec::new()).await
+}
+
+/// Runs `healthcheck ARGS` with `env` added to a clean `KICK_PROXY_*` environment and a proxy
+/// that would break the check if it were used.
+async fn healthcheck_with(
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+) -> (std::process::Output, Duration) {
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let output = Command::new(PROXY_BIN)
-            .args(["healthcheck", "--url", &url])
+        let mut command = Command::new(PROXY_BIN);
+        command.arg("healthcheck").args(&args);
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("KICK_PROXY_")) {
+            command.env_remove(key);
+        }
+        let output = command
+            .envs(env)
             .env("HTTP_PROXY", "http://127.0.0.1:9")
             .env("http_proxy", "http://127.0.0.1:9")
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("https_proxy", "http://127.0.0.1:9")
             .env("ALL_PROXY", "http://127.0.0.1:9")
             .env_remove("NO_PROXY")
             .env_remove("no_proxy")
@@ -1266,4 +1644,223 @@ async fn healthcheck_gives_up_after_2_seconds_on_a_server_that_never_answers() {
         elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(3),
         "took {elapsed:?}, expected the 2 s deadline: {line}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: `healthcheck` finds the listener in the config `serve` runs with
+
+/// A provider table `healthcheck` must not need: its secret file does not exist.
+const PROVIDER_WITHOUT_SECRET: &str = r#"
+[providers.kick]
+client_id = "01KCLIENT"
+client_secret_file = "/nonexistent/kick_client_secret"
+allowed_redirect_uris = ["http://localhost:1420/auth/callback"]
+"#;
+
+/// The real proxy on a free loopback port, `server_extra` added to its `[server]` table; it
+/// stops when the test's runtime ends.
+async fn serve_on_a_free_port(server_extra: &str) -> std::net::SocketAddr {
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{server_extra}\n\
+         [providers.kick]\nclient_id = \"01KCLIENT\"\nclient_secret = \"test-secret\"\n\
+         allowed_redirect_uris = [\"http://localhost:1420/auth/callback\"]\n"
+    );
+    let settings = Settings::from_toml_with_env(&toml, []).expect("valid test config");
+    let app = kick_oauth_proxy::server::Application::build(settings)
+        .await
+        .expect("the proxy starts");
+    let addr = app.local_addr();
+    assert_ne!(
+        addr.port(),
+        8080,
+        "the test needs a port other than the default"
+    );
+    tokio::spawn(app.run_until(std::future::pending()));
+    addr
+}
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn healthcheck_probes_the_port_the_config_listens_on_via_loopback() {
+    let addr = serve_on_a_free_port("").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"0.0.0.0:{}\"\n{PROVIDER_WITHOUT_SECRET}",
+            addr.port()
+        ),
+    );
+    let (output, _) = healthcheck_with(vec!["--config".to_owned(), config], Vec::new()).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    assert!(
+        line.contains(&format!(
+            "GET http://127.0.0.1:{}/healthz -> 200",
+            addr.port()
+        )),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_follows_kick_proxy_config_and_the_listen_override_as_the_image_sets_them() {
+    let addr = serve_on_a_free_port("").await;
+    // The image's setup: KICK_PROXY_CONFIG names the shipped config (port 8080), and the operator
+    // moves the listener with KICK_PROXY_SERVER__LISTEN; no flags.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
+    let env = vec![
+        ("KICK_PROXY_CONFIG", shipped.to_owned()),
+        (
+            "KICK_PROXY_SERVER__LISTEN",
+            format!("0.0.0.0:{}", addr.port()),
+        ),
+    ];
+    let (output, _) = healthcheck_with(Vec::new(), env).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", addr.port())),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_from_the_config_exits_1_when_nothing_listens_there() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{PROVIDER_WITHOUT_SECRET}"),
+    );
+    let (output, _) = healthcheck_with(vec!["--config".to_owned(), config], Vec::new()).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(
+        line.starts_with(&format!("unhealthy: GET http://127.0.0.1:{port}/healthz")),
+        "{line}"
+    );
+
+    // A config that does not load is unhealthy too, in one line.
+    let broken = write_config(dir.path(), "[server]\nlisten = \"not an address\"\n");
+    let (output, _) = healthcheck_with(vec!["--config".to_owned(), broken], Vec::new()).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(line.contains("server.listen"), "{line}");
+}
+
+#[tokio::test]
+async fn healthcheck_probes_a_tls_listener_over_https() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Issued for the public host name, as in production: probing by address cannot match it.
+    let generated = rcgen::generate_simple_self_signed(vec!["proxy.example.com".to_owned()])
+        .expect("certificate");
+    std::fs::write(dir.path().join("tls.crt"), generated.cert.pem()).expect("write");
+    std::fs::write(
+        dir.path().join("tls.key"),
+        generated.signing_key.serialize_pem(),
+    )
+    .expect("write");
+    let tls = format!(
+        "[server.tls]\ncert_file = \"{0}/tls.crt\"\nkey_file = \"{0}/tls.key\"\n",
+        dir.path().display()
+    );
+    let addr = serve_on_a_free_port(&tls).await;
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"0.0.0.0:{}\"\n{tls}{PROVIDER_WITHOUT_SECRET}",
+            addr.port()
+        ),
+    );
+    let (output, _) = healthcheck_with(vec!["--config".to_owned(), config], Vec::new()).await;
+    let line = one_line(&output);
+    assert_eq!(output.status.code(), Some(0), "{line}");
+    assert!(
+        line.contains(&format!(
+            "GET https://127.0.0.1:{}/healthz -> 200",
+            addr.port()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_health_url_is_the_listen_address_with_unspecified_addresses_on_loopback() {
+    use kick_oauth_proxy::config::ServerSettings;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (listen, tls, expected) in [
+        ("0.0.0.0:9000", "", "http://127.0.0.1:9000/healthz"),
+        ("[::]:9000", "", "http://[::1]:9000/healthz"),
+        ("10.1.2.3:8081", "", "http://10.1.2.3:8081/healthz"),
+        ("[2001:db8::5]:443", "", "http://[2001:db8::5]:443/healthz"),
+        (
+            "0.0.0.0:8443",
+            "[server.tls]\ncert_file = \"/c\"\nkey_file = \"/k\"\n",
+            "https://127.0.0.1:8443/healthz",
+        ),
+    ] {
+        let config = write_config(
+            dir.path(),
+            &format!("[server]\nlisten = \"{listen}\"\n{tls}"),
+        );
+        let server = ServerSettings::load_with_env(Path::new(&config), []).expect(listen);
+        assert_eq!(server.health_url().as_str(), expected);
+    }
+    // The environment wins over the file, as for `serve`.
+    let config = write_config(dir.path(), "[server]\nlisten = \"0.0.0.0:8080\"\n");
+    let env = [(
+        "KICK_PROXY_SERVER__LISTEN".to_owned(),
+        "127.0.0.1:9999".to_owned(),
+    )];
+    let server = ServerSettings::load_with_env(Path::new(&config), env).expect("loads");
+    assert_eq!(
+        server.health_url().as_str(),
+        "http://127.0.0.1:9999/healthz"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: the scripts CI and the benchmark run
+
+/// No script assumes where cargo builds (`CARGO_TARGET_DIR` or `build.target-dir` may move it off
+/// `./target`) or listens on a fixed port (two runs on one machine would collide): they ask cargo
+/// for its paths and let the servers bind port 0.
+#[test]
+fn scripts_use_cargos_target_dir_and_no_fixed_ports() {
+    for script in [
+        ".ci/run",
+        "scripts/schemathesis.sh",
+        "scripts/schemathesis.toml",
+        "bench/run.sh",
+        "bench/bench.py",
+    ] {
+        for (n, line) in repo_file(script).lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with('#') {
+                continue;
+            }
+            let at = format!("{script}:{}: {line}", n + 1);
+            assert!(!code.contains("target/"), "a path under target/: {at}");
+            for listen in code.match_indices("127.0.0.1:") {
+                let port = &code[listen.0 + listen.1.len()..];
+                assert!(
+                    !port.starts_with(|c: char| c.is_ascii_digit() && c != '0'),
+                    "a fixed port: {at}"
+                );
+            }
+            for default in code.match_indices("PORT:-") {
+                let port = &code[default.0 + default.1.len()..];
+                assert!(port.starts_with("0}"), "a fixed default port: {at}");
+            }
+        }
+    }
 }

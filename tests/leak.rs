@@ -5,7 +5,7 @@
 //! Its own test binary: it installs the process-wide subscriber.
 
 use kick_oauth_proxy::config::Settings;
-use kick_oauth_proxy::startup::Application;
+use kick_oauth_proxy::server::Application;
 use kick_oauth_proxy::telemetry;
 use serde_json::json;
 use std::io::Write;
@@ -26,6 +26,7 @@ const UPSTREAM_BODY: &str = "CANARYupstreamBODY0008";
 const BEARER: &str = "CANARYbearer0009";
 const BAD_CODE: &str = "CANARY bad code 0010";
 const REVOKED: &str = "CANARYrevoked0011";
+const GRANT_TYPE: &str = "CANARYgrantType0012";
 const REDIRECT: &str = "http://localhost:1420/auth/callback";
 
 #[derive(Clone, Default)]
@@ -138,6 +139,10 @@ timeout_secs = 2
         post(&http, &base, "token", with_verifier("2"), "application/json").await,
         post(&http, &base, "token", with_verifier("3"), "application/json").await,
         post(&http, &base, "refresh", format!("refresh_token={REFRESH}"), "application/x-www-form-urlencoded").await,
+        // The same refresh sent to /token, as standard libraries do (replayed), and a grant type
+        // the proxy does not offer.
+        post(&http, &base, "token", format!("grant_type=refresh_token&refresh_token={REFRESH}"), "application/x-www-form-urlencoded").await,
+        post(&http, &base, "token", format!("grant_type={GRANT_TYPE}&refresh_token={REFRESH}"), "application/x-www-form-urlencoded").await,
         // Rejected input carrying would-be secrets.
         post(&http, &base, "token", json!({"code": BAD_CODE, "code_verifier": VERIFIER, "redirect_uri": REDIRECT}).to_string(), "application/json").await,
         post(&http, &base, "token", json!({"code": CODE, "code_verifier": VERIFIER, "redirect_uri": format!("{REDIRECT}?{CODE}")}).to_string(), "application/json").await,
@@ -146,7 +151,10 @@ timeout_secs = 2
         // The token travels to Kick in the revoke URL's query string.
         post(&http, &base, "revoke", format!("token={REVOKED}&token_type_hint=refresh_token"), "application/x-www-form-urlencoded").await,
     ];
-    assert_eq!(statuses, [200, 200, 400, 502, 200, 400, 400, 400, 415, 200]);
+    assert_eq!(
+        statuses,
+        [200, 200, 400, 502, 200, 200, 400, 400, 400, 400, 415, 200]
+    );
     let live_tokens = emulator_flow().await;
     let probe = http
         .get(format!("{base}/healthz"))
@@ -183,6 +191,7 @@ timeout_secs = 2
         BEARER,
         BAD_CODE,
         REVOKED,
+        GRANT_TYPE,
         "CANARY",
     ]
     .into_iter()

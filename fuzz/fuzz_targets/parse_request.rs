@@ -21,9 +21,9 @@
 
 #![no_main]
 
-use kick_oauth_proxy::routes::input::{
-    decode_body, is_valid_verifier, CodeExchange, Refresh, Revocation, TokenTypeHint,
-    MAX_BODY_BYTES, MAX_CREDENTIAL_LEN,
+use kick_oauth_proxy::api::extract::{decode_body, MAX_BODY_BYTES, MAX_CREDENTIAL_LEN};
+use kick_oauth_proxy::api::input::{
+    is_valid_verifier, CodeExchange, Refresh, Revocation, TokenTypeHint,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -148,7 +148,7 @@ fn assert_credential(value: &str) {
     );
 }
 
-fn assert_invalid_request(error: &kick_oauth_proxy::error::ApiError) {
+fn assert_invalid_request(error: &kick_oauth_proxy::reply::ApiError) {
     assert_eq!(
         error.status().as_u16(),
         400,

@@ -5,7 +5,7 @@
 //! HKDF-SHA256 (RFC 5869), one output per purpose:
 //!
 //! - the **replay salt**, which replaces the random per-process salt of
-//!   [`crate::replay::ReplayCache`], so an index and an entry key derived on one replica are the
+//!   `exchange::replay::ReplayCache`, so an index and an entry key derived on one replica are the
 //!   ones every replica derives (entries still open only with the request's own secret inputs);
 //! - the **rate-limit key**, an HMAC-SHA256 key naming buckets
 //!   `rl:<endpoint>:<base64url(HMAC(endpoint ‖ address))[..16 bytes]>`, with the address an IPv4
@@ -15,8 +15,8 @@
 //! Rotating the secret changes every index and bucket name: replays miss for one window and
 //! buckets restart; nothing breaks.
 
-use super::settings::StateSecret;
 use super::FlightIndex;
+use crate::config::state::StateSecret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hkdf::Hkdf;
@@ -54,7 +54,7 @@ impl StateKeys {
     }
 
     /// The salt for the replay index and entry-key derivation (HKDF salt in
-    /// [`crate::replay::ReplayCache`]).
+    /// `exchange::replay::ReplayCache`).
     pub fn replay_salt(&self) -> [u8; 32] {
         self.replay_salt
     }

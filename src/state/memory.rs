@@ -249,7 +249,7 @@ mod tests {
     async fn a_corrupt_tat_restarts_the_bucket() {
         let store = MemoryShared::new();
         let keys = crate::state::keys::StateKeys::derive(
-            &crate::state::settings::StateSecret::from_bytes(vec![9; 32]),
+            &crate::config::state::StateSecret::from_bytes(vec![9; 32]),
         );
         let key = keys.rate_key("token", "203.0.113.1".parse().expect("ip"));
         let quota = RateQuota::per_minute(

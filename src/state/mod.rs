@@ -2,7 +2,8 @@
 //! Redis or Valkey so that they behave as one (issue #14).
 //!
 //! # Two tiers
-//! The per-process mechanisms ([`crate::replay`], `governor` buckets in [`crate::limits`]) stay
+//! The per-process mechanisms (the replay cache and flights in `exchange`, `governor` buckets in
+//! `front_door`) stay
 //! the first tier and always run. A [`SharedStore`] is the second tier, consulted after them:
 //! a replay miss asks the store, a flight is claimed in the store before the provider call, a
 //! request the local bucket let through is checked against the shared bucket. With no store, or a
@@ -56,7 +57,6 @@
 //! `+evalsha +eval +script|load +ping +get +set +del +time`.
 //!
 //! # Layout
-//! - [`settings`]: `[state]` settings and their validation;
 //! - [`keys`]: key derivation from the state secret (replay salt, rate-limit key HMAC);
 //! - [`RedisStore`]: Redis/Valkey, with timeouts, breaker, metrics;
 //! - [`MemoryShared`]: the same semantics in one process (tests, single replica).
@@ -68,16 +68,27 @@ mod metrics;
 mod record;
 mod redis;
 mod scripts;
-pub mod settings;
 
 pub use self::memory::MemoryShared;
 pub use self::record::{Owner, Pending, Record, Sealed};
 pub use self::redis::RedisStore;
 
+use crate::config::StateConfig;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The shared store (second tier) for validated `[state]`, or `None` for the memory backend,
+/// where the per-process mechanisms are all there is. Never connects: the first operation does,
+/// so a store that is down at start-up cannot stop the process from serving.
+pub fn build(config: &StateConfig) -> Result<Option<Arc<dyn SharedStore>>, StoreError> {
+    match config.redis() {
+        Some(redis) => Ok(Some(Arc::new(RedisStore::new(redis)?))),
+        None => Ok(None),
+    }
+}
 
 /// A boxed future borrowing the store: what every [`SharedStore`] operation returns, so the trait
 /// stays object-safe (`Arc<dyn SharedStore>`). One allocation per call is noise next to a network

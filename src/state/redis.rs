@@ -16,11 +16,11 @@
 use super::breaker::{Breaker, Transition};
 use super::keys::{bucket_key, flight_key, RateKey};
 use super::record::{now_ms, pending_is_live, Pending, Record};
-use super::settings::RedisConfig;
 use super::{
     metrics, scripts, BoxFuture, Claim, Completion, Decision, FlightIndex, Health, RateQuota,
     SharedStore, StoreError,
 };
+use crate::config::state::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
@@ -53,25 +53,25 @@ struct Scripts {
 impl RedisStore {
     /// The store for validated settings. Does not connect.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
-        let client = match &config.ca_pem {
+        let client = match config.ca_pem() {
             Some(pem) => {
                 ensure_crypto_provider();
                 redis::Client::build_with_tls(
-                    config.connection.clone(),
+                    config.connection().clone(),
                     redis::TlsCertificates {
                         client_tls: None,
-                        root_cert: Some(pem.clone()),
+                        root_cert: Some(pem.to_vec()),
                     },
                 )
             }
             None => {
                 if matches!(
-                    config.connection.addr(),
+                    config.connection().addr(),
                     redis::ConnectionAddr::TcpTls { .. }
                 ) {
                     ensure_crypto_provider();
                 }
-                redis::Client::open(config.connection.clone())
+                redis::Client::open(config.connection().clone())
             }
         }
         .map_err(|e| StoreError::Failed(category(&e)))?;
@@ -79,8 +79,8 @@ impl RedisStore {
         Ok(Self {
             client,
             connection: Mutex::new(None),
-            prefix: config.key_prefix.clone(),
-            op_timeout: config.op_timeout,
+            prefix: config.key_prefix().to_owned(),
+            op_timeout: config.op_timeout(),
             breaker: Breaker::new(BREAKER_FAILURES, BREAKER_COOLDOWN),
             scripts: Scripts {
                 gcra: redis::Script::new(&scripts::gcra()),

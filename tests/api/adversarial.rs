@@ -1942,7 +1942,13 @@ async fn injection_payloads_in_unknown_fields_are_ignored_and_not_forwarded() {
             let n = 130 + 2 * i as u32;
             let json_body = json!({
                 "code": code(n), "code_verifier": VERIFIER, "redirect_uri": REDIRECT_URI,
-                "state": payload, "client_secret": payload, "grant_type": payload,
+                "state": payload, "client_secret": payload,
+            });
+            // `/token` reads grant_type (a payload there is unsupported_grant_type, in
+            // grant_type.rs); `/refresh` ignores it.
+            let refresh_body = json!({
+                "refresh_token": format!("{REFRESH_TOKEN}{n}"), "grant_type": payload,
+                "client_id": payload,
             });
             let form_body = format!(
                 "scope={}&client_id={}&{}",
@@ -1952,7 +1958,7 @@ async fn injection_payloads_in_unknown_fields_are_ignored_and_not_forwarded() {
             );
             [
                 case(
-                    format!("JSON with {payload:?} in state, client_secret, grant_type"),
+                    format!("JSON with {payload:?} in state, client_secret"),
                     TOKEN,
                     JSON,
                     json_body.to_string(),
@@ -1960,6 +1966,17 @@ async fn injection_payloads_in_unknown_fields_are_ignored_and_not_forwarded() {
                         ("code", code(n)),
                         ("client_secret", CLIENT_SECRET.to_owned()),
                         ("grant_type", "authorization_code".to_owned()),
+                    ]),
+                ),
+                case(
+                    format!("JSON to /refresh with {payload:?} in grant_type, client_id"),
+                    REFRESH,
+                    JSON,
+                    refresh_body.to_string(),
+                    Expect::Served(vec![
+                        ("refresh_token", format!("{REFRESH_TOKEN}{n}")),
+                        ("client_id", CLIENT_ID.to_owned()),
+                        ("grant_type", "refresh_token".to_owned()),
                     ]),
                 ),
                 case(

@@ -44,6 +44,7 @@ fn the_shipped_default_config_is_valid_once_a_secret_is_given() {
     let settings = load_env(
         &text,
         &[
+            ("KICK_PROXY_PROVIDERS__KICK__CLIENT_ID", "01KCLIENT"),
             ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", ""),
             ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET),
         ],
@@ -90,6 +91,82 @@ fn config_refuses_an_unreadable_secret_file() {
         "client_secret_file = \"/nonexistent/kick_secret\"",
     );
     refused(&toml, "providers.kick.client_secret_file");
+}
+
+/// `check-config` on a config whose `client_secret_file` is a 0600 file owned by someone else: the
+/// README's `docker run` case (a root-owned secret mounted into a container running as uid
+/// 65532). As root the binary runs as 65532 (`setpriv`); as anyone else the file is made mode
+/// 000. The refusal names the ids that could not read it; giving the file to them (as the README
+/// says) makes the same config load.
+#[test]
+fn an_unreadable_secret_file_is_refused_naming_the_uid_and_gid_that_could_not_read_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    const NONROOT: u32 = 65532;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let secret = dir.path().join("kick_client_secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).expect("write");
+    let config = dir.path().join("proxy.toml");
+    let toml = base().replace(
+        &format!("client_secret = \"{SECRET}\""),
+        &format!("client_secret_file = \"{}\"", secret.display()),
+    );
+    std::fs::write(&config, toml).expect("write");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let me = std::fs::metadata(&secret).expect("stat");
+    let as_root = me.uid() == 0;
+
+    let check_config = || {
+        let mut command = if as_root {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={NONROOT}"),
+                format!("--regid={NONROOT}"),
+                "--clear-groups".to_owned(),
+                env!("CARGO_BIN_EXE_kick-oauth-proxy").to_owned(),
+            ]);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+        };
+        let output = command
+            .args(["check-config", "--config", config.to_str().expect("utf8")])
+            .output()
+            .expect("check-config runs (as root: setpriv from util-linux is needed)");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!all.contains(SECRET), "{all}");
+        (output.status.code(), all)
+    };
+
+    let (uid, gid) = if as_root {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        (NONROOT, NONROOT)
+    } else {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        (me.uid(), me.gid())
+    };
+    let (code, all) = check_config();
+    assert_eq!(code, Some(2), "{all}");
+    assert!(
+        all.contains("`providers.kick.client_secret_file`")
+            && all.contains("cannot read: permission denied")
+            && all.contains(&format!("uid {uid}, gid {gid}")),
+        "{all}"
+    );
+
+    // The fix the README gives: the file belongs to (or is readable by) the reader.
+    if as_root {
+        std::os::unix::fs::chown(&secret, Some(NONROOT), Some(NONROOT)).expect("chown");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    } else {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    }
+    let (code, all) = check_config();
+    assert_eq!(code, Some(0), "{all}");
 }
 
 /// Files that are not small regular files: refused at once (a FIFO with no writer would block
@@ -291,6 +368,93 @@ fn check_config_prints_the_effective_config_with_the_secret_redacted() {
     assert!(!stdout.contains(SECRET));
 }
 
+/// `check-config --config FILE` with `env`: its printout, after asserting it succeeded.
+fn check_config(file: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let output = binary(
+        &["check-config", "--config", file.to_str().expect("utf8")],
+        env,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains(SECRET), "{stdout}");
+    stdout
+}
+
+#[test]
+fn check_config_prints_a_config_that_loads_again_with_the_same_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("client_secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write");
+    let next_file = dir.path().join("next_client_secret");
+    std::fs::write(&next_file, "CANARY-next-secret\n").expect("write");
+    let from_files = base().replace(
+        &format!("client_secret = \"{SECRET}\""),
+        &format!(
+            "client_secret_file = \"{}\"\nnext_client_secret_file = \"{}\"",
+            secret_file.display(),
+            next_file.display()
+        ),
+    );
+    let inline = format!("{}next_client_secret = \"CANARY-next-secret\"\n", base());
+    // Environment overrides end up in the printout, so it stands alone.
+    let env = [
+        ("KICK_PROXY_PROVIDERS__KICK__TIMEOUT_SECS", "9"),
+        ("KICK_PROXY_SERVER__ADMIN_LISTEN", "127.0.0.1:9090"),
+        ("KICK_PROXY_RATE_LIMIT__TOKEN__BURST", "3"),
+    ];
+    for (case, config, secret_key, next_key) in [
+        (
+            "files",
+            &from_files,
+            "client_secret_file",
+            "next_client_secret_file",
+        ),
+        ("inline", &inline, "client_secret", "next_client_secret"),
+    ] {
+        let file = dir.path().join(format!("{case}.toml"));
+        std::fs::write(&file, config).expect("write");
+        let printed = check_config(&file, &env);
+        assert!(!printed.contains("CANARY-next-secret"), "{case}: {printed}");
+        // Each secret under the one key it was set with.
+        let table = printed
+            .parse::<toml::Table>()
+            .expect("the printout is TOML");
+        let kick = table["providers"]["kick"]
+            .as_table()
+            .expect("[providers.kick]");
+        for (set, unset) in [
+            (secret_key, "client_secret"),
+            (secret_key, "client_secret_file"),
+            (next_key, "next_client_secret"),
+            (next_key, "next_client_secret_file"),
+        ] {
+            assert_eq!(kick.contains_key(unset), set == unset, "{case}: {printed}");
+        }
+        assert_eq!(kick["timeout_secs"].as_integer(), Some(9), "{case}");
+
+        // Loaded again, without the environment: the same settings, so the same printout.
+        let again = dir.path().join(format!("{case}-printed.toml"));
+        std::fs::write(&again, &printed).expect("write");
+        assert_eq!(check_config(&again, &[]), printed, "{case}");
+        let settings = Settings::load_with_env(&again, []).expect("the printout loads");
+        let kick = &settings.providers["kick"];
+        assert_eq!(settings.server.admin_listen.map(|a| a.port()), Some(9090));
+        assert_eq!(settings.rate_limit.token.burst, 3);
+        if case == "files" {
+            // The files are read again: the secrets themselves survive the round trip.
+            assert_eq!(kick.client_secret.secret(), SECRET);
+            assert_eq!(
+                kick.next_client_secret.as_ref().map(|s| s.secret()),
+                Some("CANARY-next-secret")
+            );
+        }
+    }
+}
+
 #[test]
 fn serve_and_check_config_exit_non_zero_naming_the_key_without_printing_the_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -306,6 +470,141 @@ fn serve_and_check_config_exit_non_zero_naming_the_key_without_printing_the_secr
         assert!(!output.status.success(), "{command}: {all}");
         assert!(
             all.contains("providers.kick.timeout_secs"),
+            "{command}: {all}"
+        );
+        assert!(!all.contains(SECRET), "{command}: {all}");
+    }
+}
+
+/// Every `"replace-with-…"` value in the shipped config and under `deploy/`, with the key it is
+/// given to (`client_id`, `client_secret`), commented-out examples included.
+fn shipped_placeholders() -> Vec<(String, String)> {
+    let mut files = vec![std::path::PathBuf::from("config/default.toml")];
+    let mut dirs = vec![std::path::PathBuf::from("deploy")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for line in text.lines() {
+            let Some(start) = line.find("\"replace-with-") else {
+                continue;
+            };
+            let value = &line[start + 1..];
+            let value = &value[..value.find('"').expect("closing quote")];
+            let key = line[..start]
+                .trim_start_matches(['#', ' '])
+                .trim_end_matches([' ', '=', ':']);
+            found.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    found
+}
+
+#[test]
+fn config_refuses_every_shipped_placeholder_naming_the_key() {
+    let placeholders = shipped_placeholders();
+    let keys: std::collections::BTreeSet<&str> =
+        placeholders.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["client_id", "client_secret"].into(),
+        "{placeholders:?}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (key, value) in &placeholders {
+        let refusal = |toml: &str, named: &str| {
+            let message = load(toml).expect_err(value);
+            assert!(
+                message.contains(&format!("`providers.kick.{named}`"))
+                    && message.contains("placeholder"),
+                "{value}: {message}"
+            );
+            assert!(!message.contains(SECRET), "{message}");
+            message
+        };
+        if key == "client_id" {
+            let message = refusal(&base().replace("01KCLIENT", value), "client_id");
+            assert!(
+                message.contains("KICK_PROXY_PROVIDERS__KICK__CLIENT_ID"),
+                "{message}"
+            );
+            continue;
+        }
+        // A secret placeholder is refused wherever it comes from, and never quoted.
+        let inline = base().replace(SECRET, value);
+        let message = refusal(&inline, "client_secret");
+        assert!(!message.contains(value.as_str()), "{message}");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, format!("{value}\n")).expect("write");
+        let from_file = base().replace(
+            &format!("client_secret = \"{SECRET}\""),
+            &format!("client_secret_file = \"{}\"", file.display()),
+        );
+        let message = refusal(&from_file, "client_secret_file");
+        assert!(!message.contains(value.as_str()), "{message}");
+        refusal(
+            &format!("{}next_client_secret = \"{value}\"\n", base()),
+            "next_client_secret",
+        );
+        refusal(
+            &format!(
+                "{}next_client_secret_file = \"{}\"\n",
+                base(),
+                file.display()
+            ),
+            "next_client_secret_file",
+        );
+    }
+}
+
+/// `command --config config/default.toml` with a usable secret: only the placeholder client id is
+/// wrong. `serve` would otherwise start (on a free port) and answer every login 502: it must exit
+/// 2 within 10 s instead.
+fn run_shipped_config(command: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+        .args([command, "--config", "config/default.toml"])
+        .env("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", "")
+        .env("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET)
+        .env("KICK_PROXY_SERVER__LISTEN", "127.0.0.1:0")
+        .env("KICK_PROXY_LOG__FORMAT", "text")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), all)
+}
+
+#[test]
+fn check_config_and_serve_refuse_the_shipped_configs_placeholder_client_id() {
+    for command in ["check-config", "serve"] {
+        let (code, all) = run_shipped_config(command);
+        assert_eq!(code, Some(2), "{command} must refuse at once: {all}");
+        assert!(
+            all.contains("`providers.kick.client_id`")
+                && all.contains("placeholder \"replace-with-your-kick-client-id\""),
             "{command}: {all}"
         );
         assert!(!all.contains(SECRET), "{command}: {all}");
@@ -442,6 +741,12 @@ fn the_shipped_twitch_and_youtube_examples_are_valid_once_uncommented() {
         uncommented.push('\n');
     }
     let env = [
+        ("KICK_PROXY_PROVIDERS__KICK__CLIENT_ID", "01KCLIENT"),
+        ("KICK_PROXY_PROVIDERS__TWITCH__CLIENT_ID", "twitch-client"),
+        (
+            "KICK_PROXY_PROVIDERS__YOUTUBE__CLIENT_ID",
+            "1234.apps.googleusercontent.com",
+        ),
         ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", ""),
         ("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET),
         ("KICK_PROXY_PROVIDERS__TWITCH__CLIENT_SECRET_FILE", ""),

@@ -11,7 +11,7 @@ use kick_emulator::{Emulator, EmulatorConfig, Fault, RegisteredClient};
 use kick_oauth_client::{parse_callback_url, AuthorizeRequest, PkceVerifier, Scope};
 use kick_oauth_proxy::config::Settings;
 use kick_oauth_proxy::dev::DevEnvironment;
-use kick_oauth_proxy::startup::Application;
+use kick_oauth_proxy::server::Application;
 use serde_json::{json, Value};
 use std::io::Read;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 
 use kick_oauth_proxy::config::Settings;
 
-use kick_oauth_proxy::startup::Application;
+use kick_oauth_proxy::server::Application;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ pub struct TestApp {
     /// The admin listener (`/metrics`), when the test's config sets `server.admin_listen`.
     pub admin: Option<SocketAddr>,
     /// The certificate reloader, when the test's config sets `[server.tls]`.
-    pub tls: Option<std::sync::Arc<kick_oauth_proxy::tls::TlsReloader>>,
+    pub tls: Option<std::sync::Arc<kick_oauth_proxy::server::tls::TlsReloader>>,
     pub upstream: MockServer,
     pub http: reqwest::Client,
 

@@ -91,6 +91,7 @@ async fn token_returns_429_slow_down_with_retry_after_once_the_burst_is_spent() 
     let refused = exchange_from(&app, 2, None).await;
     let wait = retry_after(&refused);
     assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(wait > 1, "one a minute: Retry-After {wait}");
     let body = assert_error(refused, 429, "slow_down").await;
     assert_eq!(
         body["error_description"],
@@ -114,6 +115,52 @@ async fn token_returns_429_slow_down_with_retry_after_once_the_burst_is_spent() 
         assert!(app.is_healthy().await);
     }
     assert_eq!(exchange_from(&app, 3, None).await.status(), 429);
+}
+
+#[tokio::test]
+async fn a_refresh_sent_to_token_spends_the_token_bucket_not_the_refresh_one() {
+    // The bucket is picked by path, before the body (and its grant_type) is read.
+    let app = spawn_app_with(|toml| with_rate_limit(toml, &token_bucket(1, 2))).await;
+    upstream_always_succeeds(&app).await;
+    let refresh = json!({"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN});
+    let refresh_at_token = || app.post_json(TOKEN, &refresh);
+
+    assert_eq!(exchange_from(&app, 0, None).await.status(), 200);
+    assert_eq!(refresh_at_token().await.status(), 200);
+    let refused = refresh_at_token().await;
+    assert!(retry_after(&refused) >= 1);
+    assert_error(refused, 429, "slow_down").await;
+    assert_eq!(exchange_from(&app, 1, None).await.status(), 429);
+    assert_eq!(
+        upstream_calls(&app).await,
+        2,
+        "the refused refresh never reached Kick"
+    );
+
+    // `/refresh` keeps its own bucket.
+    let refreshed = app
+        .post_json(
+            "/api/v1/kick/refresh",
+            &json!({"refresh_token": REFRESH_TOKEN}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+}
+
+#[tokio::test]
+async fn a_one_second_wait_is_worded_in_the_singular() {
+    // 60 a minute: the bucket refills within a second, so Retry-After is 1.
+    let app = spawn_app_with(|toml| with_rate_limit(toml, &token_bucket(60, 1))).await;
+    upstream_always_succeeds(&app).await;
+
+    assert_eq!(exchange_from(&app, 0, None).await.status(), 200);
+    let refused = exchange_from(&app, 1, None).await;
+    assert_eq!(retry_after(&refused), 1);
+    let body = assert_error(refused, 429, "slow_down").await;
+    assert_eq!(
+        body["error_description"],
+        "Too many requests; retry after 1 second."
+    );
 }
 
 #[tokio::test]

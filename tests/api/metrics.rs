@@ -195,3 +195,75 @@ async fn replay_hits_single_flight_and_rate_limits_are_counted() {
         "{after}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_sent_to_token_is_counted_as_a_refresh() {
+    let app = spawn_app_with(|toml| own_provider(toml, "metrics-c")).await;
+    let admin = app.admin.expect("admin listener");
+    app.upstream_succeeds().await;
+    let scrape = || async {
+        app.http
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .expect("admin answers")
+            .text()
+            .await
+            .expect("text")
+    };
+    let before = scrape().await;
+
+    let refreshed = app
+        .post_json(
+            "/api/v1/metrics-c/token",
+            &json!({"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+    let refused = app
+        .post_json(
+            "/api/v1/metrics-c/token",
+            &json!({"grant_type": "password", "username": "u", "password": "p"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+
+    let after = scrape().await;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels).unwrap_or(0.0) - value(&before, name, labels).unwrap_or(0.0)
+    };
+    let provider = ("provider", "metrics-c");
+    for (endpoint, status, error, n) in [
+        ("refresh", "200", "none", 1.0),
+        ("token", "200", "none", 0.0),
+        ("token", "400", "unsupported_grant_type", 1.0),
+    ] {
+        let labels = [
+            provider,
+            ("endpoint", endpoint),
+            ("status", status),
+            ("error", error),
+        ];
+        assert_eq!(
+            delta("kick_proxy_requests_total", &labels),
+            n,
+            "{endpoint} {status} {error}\n{after}"
+        );
+    }
+    assert_eq!(
+        delta(
+            "kick_proxy_upstream_requests_total",
+            &[provider, ("endpoint", "refresh"), ("outcome", "ok")]
+        ),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta(
+            "kick_proxy_upstream_requests_total",
+            &[provider, ("endpoint", "token")]
+        ),
+        0.0,
+        "{after}"
+    );
+}

@@ -1,6 +1,7 @@
 //! A standard OAuth library, used exactly as its documentation says, works against the proxy: the
 //! `oauth2` crate (ramosbugs/oauth2-rs) as a public PKCE client, with the Kick emulator as the
-//! authorization server and the proxy's `/token` and `/refresh` as token endpoints.
+//! authorization server and the proxy's `/token` and `/refresh` as token endpoints (a refresh to
+//! either: libraries send theirs to the one token URL they are given).
 //!
 //! It sends what libraries send (form bodies, `client_id` in the body, `Accept: application/json`)
 //! and parses the answer strictly (RFC 6749 §5.1 success, §5.2 errors), so this proves the
@@ -152,5 +153,74 @@ async fn the_oauth2_crate_reads_the_proxys_invalid_grant_as_a_standard_error() {
         }
         other => panic!("expected an invalid_grant error response, got {other:?}"),
     }
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_oauth2_crate_refreshes_at_the_token_endpoint_with_one_token_url() {
+    let env = DevEnvironment::start("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("emulator and proxy start");
+    let http = http_client();
+    let (code, verifier) = authorize_with_oauth2(&env, &http).await;
+
+    // How standard libraries are set up: one token URL for every grant.
+    let client = BasicClient::new(ClientId::new(env.client.client_id.clone()))
+        .set_auth_uri(AuthUrl::new(env.emulator.authorize_url()).expect("auth URL"))
+        .set_token_uri(proxy_token_url(&env, "token"))
+        .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.to_owned()).expect("redirect URL"));
+    let tokens = client
+        .exchange_code(code)
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("the code exchange succeeds");
+    let refresh_token = tokens.refresh_token().expect("a refresh token");
+
+    // grant_type=refresh_token&refresh_token=… (a form), POSTed to /token.
+    let refreshed = client
+        .exchange_refresh_token(refresh_token)
+        .request_async(&http)
+        .await
+        .expect("the refresh at /token succeeds");
+
+    assert_ne!(
+        refreshed.access_token().secret(),
+        tokens.access_token().secret()
+    );
+    assert_eq!(refreshed.token_type(), &BasicTokenType::Bearer);
+    assert_eq!(refreshed.expires_in(), Some(Duration::from_secs(7200)));
+    let new_refresh = refreshed.refresh_token().expect("a new refresh token");
+    assert_ne!(new_refresh.secret(), refresh_token.secret());
+    let stats = env.emulator.stats();
+    assert_eq!(stats.authorization_code_grants_ok, 1);
+    assert_eq!(stats.refresh_grants_ok, 1);
+
+    // The same refresh retried at /refresh is the same request: replayed, not refreshed again.
+    let retried = BasicClient::new(ClientId::new(env.client.client_id.clone()))
+        .set_token_uri(proxy_token_url(&env, "refresh"))
+        .exchange_refresh_token(refresh_token)
+        .request_async(&http)
+        .await
+        .expect("the retry at /refresh succeeds");
+    assert_eq!(
+        retried.access_token().secret(),
+        refreshed.access_token().secret()
+    );
+    assert_eq!(env.emulator.stats().token_requests, stats.token_requests);
+
+    // A grant the proxy does not offer: a standard RFC 6749 §5.2 error, and Kick is not asked.
+    let unsupported = client
+        .exchange_client_credentials()
+        .request_async(&http)
+        .await;
+    match unsupported {
+        Err(RequestTokenError::ServerResponse(error)) => {
+            assert_eq!(error.error(), &BasicErrorResponseType::UnsupportedGrantType);
+            assert!(error.error_description().is_some());
+        }
+        other => panic!("expected an unsupported_grant_type error response, got {other:?}"),
+    }
+    assert_eq!(env.emulator.stats().token_requests, stats.token_requests);
     env.shutdown().await;
 }

@@ -5,7 +5,7 @@
 //! rewrites `openapi.json`; commit it with the change.
 
 use crate::helpers::spawn_app;
-use kick_oauth_proxy::openapi::document_json;
+use kick_oauth_proxy::api::openapi::document_json;
 use serde_json::Value;
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
@@ -197,17 +197,53 @@ fn every_row_of_the_contract_error_table_is_documented_on_every_token_endpoint()
     }
 }
 
+/// The sorted `required` list of the component schema `schema`.
+fn required_fields<'a>(doc: &'a Value, schema: &str) -> Vec<&'a str> {
+    let mut listed: Vec<&str> = doc["components"]["schemas"][schema]["required"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema}: no required list"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    listed.sort_unstable();
+    listed
+}
+
+/// The values a property's schema allows, when it is an `enum` (possibly wrapped in a one-item
+/// `oneOf` that carries the property's description).
+fn enum_values<'a>(doc: &'a Value, property: &'a Value) -> &'a Value {
+    let property = resolve(doc, property);
+    match property["oneOf"].as_array() {
+        Some(one) if one.len() == 1 => &resolve(doc, &one[0])["enum"],
+        _ => &property["enum"],
+    }
+}
+
 #[test]
 fn token_endpoints_take_json_and_forms_and_a_provider_path_parameter() {
     let doc = document();
-    for (path, schema, required) in [
+    for (path, schema, shapes) in [
         (
             TOKEN_PATHS[0],
             "TokenRequest",
-            &["code", "code_verifier", "redirect_uri"][..],
+            &[
+                (
+                    "AuthorizationCodeGrant",
+                    &["code", "code_verifier", "redirect_uri"][..],
+                ),
+                ("RefreshTokenGrant", &["grant_type", "refresh_token"][..]),
+            ][..],
         ),
-        (TOKEN_PATHS[1], "RefreshRequest", &["refresh_token"][..]),
-        (TOKEN_PATHS[2], "RevokeRequest", &["token"][..]),
+        (
+            TOKEN_PATHS[1],
+            "RefreshRequest",
+            &[("RefreshRequest", &["refresh_token"][..])][..],
+        ),
+        (
+            TOKEN_PATHS[2],
+            "RevokeRequest",
+            &[("RevokeRequest", &["token"][..])][..],
+        ),
     ] {
         let operation = &doc["paths"][path]["post"];
         let body = &operation["requestBody"];
@@ -219,17 +255,27 @@ fn token_endpoints_take_json_and_forms_and_a_provider_path_parameter() {
                 "{path} {media}"
             );
         }
-        let fields = &doc["components"]["schemas"][schema];
-        let mut listed: Vec<&str> = fields["required"]
-            .as_array()
-            .expect("required list")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        listed.sort_unstable();
-        let mut expected = required.to_vec();
-        expected.sort_unstable();
-        assert_eq!(listed, expected, "{schema}.required");
+        // `/token` takes one of two shapes; the others one.
+        if let [(only, _)] = shapes {
+            assert_eq!(schema, *only);
+        } else {
+            let one_of: Vec<&str> = doc["components"]["schemas"][schema]["oneOf"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{schema} is not a oneOf"))
+                .iter()
+                .filter_map(|s| s["$ref"].as_str())
+                .collect();
+            let expected: Vec<String> = shapes
+                .iter()
+                .map(|(name, _)| format!("#/components/schemas/{name}"))
+                .collect();
+            assert_eq!(one_of, expected, "{schema}.oneOf");
+        }
+        for (shape, required) in shapes {
+            let mut expected = required.to_vec();
+            expected.sort_unstable();
+            assert_eq!(required_fields(&doc, shape), expected, "{shape}.required");
+        }
         let provider = operation["parameters"]
             .as_array()
             .expect("parameters")
@@ -240,7 +286,24 @@ fn token_endpoints_take_json_and_forms_and_a_provider_path_parameter() {
         assert_eq!(provider["required"], true);
         assert_eq!(provider["schema"]["type"], "string");
     }
-    let verifier = &doc["components"]["schemas"]["TokenRequest"]["properties"]["code_verifier"];
+    // What grant_type selects: the code exchange takes only `authorization_code` (or none), a
+    // refresh only `refresh_token`; so a body matches exactly one shape.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        enum_values(
+            &doc,
+            &schemas["AuthorizationCodeGrant"]["properties"]["grant_type"]
+        ),
+        &serde_json::json!(["authorization_code"])
+    );
+    assert_eq!(
+        enum_values(
+            &doc,
+            &schemas["RefreshTokenGrant"]["properties"]["grant_type"]
+        ),
+        &serde_json::json!(["refresh_token"])
+    );
+    let verifier = &schemas["AuthorizationCodeGrant"]["properties"]["code_verifier"];
     assert_eq!(verifier["minLength"], 43);
     assert_eq!(verifier["maxLength"], 128);
     assert_eq!(verifier["pattern"], "^[A-Za-z0-9._~-]+$");
@@ -252,6 +315,25 @@ fn token_endpoints_take_json_and_forms_and_a_provider_path_parameter() {
         hint["enum"],
         serde_json::json!(["access_token", "refresh_token"])
     );
+}
+
+#[test]
+fn unsupported_grant_type_is_documented_on_token_only() {
+    let doc = document();
+    let codes = |path: &str| {
+        let response = resolve(&doc, &doc["paths"][path]["post"]["responses"]["400"]);
+        example_codes(&response["content"]["application/json"])
+    };
+    let token = codes(TOKEN_PATHS[0]);
+    for code in ["invalid_request", "unsupported_grant_type", "invalid_grant"] {
+        assert!(token.iter().any(|c| c == code), "/token 400: no {code}");
+    }
+    for path in &TOKEN_PATHS[1..] {
+        assert!(
+            !codes(path).iter().any(|c| c == "unsupported_grant_type"),
+            "{path} never answers unsupported_grant_type"
+        );
+    }
 }
 
 #[test]

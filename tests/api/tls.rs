@@ -103,7 +103,7 @@ async fn an_unusable_certificate_refuses_to_start_naming_the_key() {
     );
     let settings =
         kick_oauth_proxy::config::Settings::from_toml_with_env(&toml, []).expect("valid");
-    let error = kick_oauth_proxy::startup::Application::build(settings)
+    let error = kick_oauth_proxy::server::Application::build(settings)
         .await
         .err()
         .expect("refused");

@@ -64,7 +64,9 @@ async fn callers_credentials_and_unknown_fields_are_ignored_and_never_forwarded(
     let mut body = exchange_body();
     body["client_id"] = json!("attacker-client");
     body["client_secret"] = json!("attacker-secret");
-    body["grant_type"] = json!("client_credentials");
+    // The caller's grant_type selects the grant (here the code exchange); the provider gets the
+    // proxy's own (other values: tests/api/grant_type.rs).
+    body["grant_type"] = json!("authorization_code");
     body["scope"] = json!("admin");
     body["extra"] = json!({"nested": [1, 2]});
 

@@ -6,8 +6,8 @@ use crate::helpers::*;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use kick_oauth_proxy::api::AppState;
 use kick_oauth_proxy::config::Settings;
-use kick_oauth_proxy::routes::AppState;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -329,6 +329,7 @@ async fn a_changed_ca_file_is_reported_on_reload_as_needing_a_restart() {
         .push(added.clone());
     assert_eq!(state.reload(&next), ca_file_only);
     let allowlist = state
+        .exchange()
         .provider("kick")
         .expect("kick")
         .allowed_redirect_uris

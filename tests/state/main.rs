@@ -13,8 +13,8 @@ mod stored;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hkdf::Hkdf;
+use kick_oauth_proxy::config::state::{BackendKind, RedisSettings, StateSecret, StateSettings};
 use kick_oauth_proxy::state::keys::{RateKey, StateKeys};
-use kick_oauth_proxy::state::settings::{BackendKind, RedisSettings, StateSecret, StateSettings};
 use kick_oauth_proxy::state::{
     Decision, FlightIndex, MemoryShared, RateQuota, RedisStore, Sealed, SharedStore,
 };

@@ -3,8 +3,8 @@
 
 use crate::server::{Listen, RedisServer};
 use crate::{keys, redis_settings, redis_store, store_from};
+use kick_oauth_proxy::config::state::RedisSettings;
 use kick_oauth_proxy::state::keys::RateKey;
-use kick_oauth_proxy::state::settings::RedisSettings;
 use kick_oauth_proxy::state::{
     Claim, Decision, Health, Pending, RateQuota, RedisStore, SharedStore, StoreError,
 };

@@ -5,7 +5,7 @@
 //! - [`shed`]: a cap on concurrent API requests, 503 `temporarily_unavailable` at once beyond it;
 //! - [`cors`]: an exact-origin CORS allowlist for webview clients, off by default.
 //!
-//! They are layers (tower / `axum::middleware`), assembled in [`crate::routes::router`]; nothing
+//! They are layers (tower / `axum::middleware`), assembled in [`crate::server::router`]; nothing
 //! here is called from a handler. [`Limits::new`] parses the settings once, so the per-request
 //! work is a lookup and an atomic operation or two.
 
@@ -14,12 +14,12 @@ pub mod cors;
 pub mod rate;
 pub mod shed;
 
-pub use client_ip::{client_ip, TrustedProxies};
+pub use client_ip::TrustedProxies;
 pub use rate::{rate_limit, RateLimit};
 pub use shed::{load_shed, LoadShed};
 
 use crate::config::Settings;
-use crate::routes::token::Endpoint;
+use crate::reply::Endpoint;
 use std::sync::Arc;
 use tower_http::cors::CorsLayer;
 

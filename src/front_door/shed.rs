@@ -1,21 +1,17 @@
 //! Load shedding: at most `limits.max_concurrent_requests` API requests in the service at once.
 //!
-//! Past the cap a request is answered 503 `temporarily_unavailable` with `Retry-After: 1` at
-//! once, without waiting for a slot: queueing would only turn an overload into timeouts for
+//! Past the cap a request is answered 503 `temporarily_unavailable` ([`ApiError::Overloaded`])
+//! with `Retry-After: 1` at once, without waiting for a slot: queueing would only turn an overload into timeouts for
 //! everyone, and hold sockets and memory while doing it. A client retrying after a second finds
 //! room as soon as slow requests (a hanging provider) finish. Probes are not behind this layer.
 
-use crate::error::json_response;
-use crate::routes::Outcome;
+use crate::reply::ApiError;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-
-/// The body of the 503 (RFC 6749 §4.1.2.1 names `temporarily_unavailable`).
-const BODY: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The service is overloaded; retry after 1 second."}"#;
 
 /// The shared slot count, the state of the [`load_shed`] middleware. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -39,19 +35,7 @@ impl LoadShed {
 pub async fn load_shed(State(shed): State<LoadShed>, request: Request, next: Next) -> Response {
     // `try_acquire`, never `acquire`: waiting for a slot is the queueing this layer exists to avoid.
     let Ok(_slot) = shed.slots.try_acquire() else {
-        return overloaded();
+        return ApiError::Overloaded.into_response();
     };
     next.run(request).await
-}
-
-fn overloaded() -> Response {
-    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, BODY.to_vec());
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response.extensions_mut().insert(Outcome {
-        error: Some("temporarily_unavailable".to_owned()),
-        ..Outcome::default()
-    });
-    response
 }

@@ -1,7 +1,7 @@
 //! Probes: `/healthz` (the process runs) and `/readyz` (it can serve; 503 while draining).
 
-use super::AppState;
-use crate::error::json_response;
+use super::state::AppState;
+use crate::reply::json_response;
 use crate::upstream::breaker::Health;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -50,6 +50,7 @@ pub async fn healthz() -> Response {
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let providers: serde_json::Map<String, serde_json::Value> = state
+        .exchange()
         .providers()
         .map(|(name, provider)| {
             let health = match provider.breaker.health() {
@@ -71,7 +72,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     json_response(status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
-// The probe bodies as the OpenAPI document (`crate::openapi`) describes them. Documentation only:
+// The probe bodies as the OpenAPI document (`super::openapi`) describes them. Documentation only:
 // the handlers above build the same JSON directly.
 
 /// `GET /healthz` body.

@@ -24,14 +24,12 @@
 //! [`StateSettings::validate`] checks all of it once and returns a [`StateConfig`]; every error
 //! names its key (`state.redis.url`, …) and never quotes a secret.
 
-use super::keys::StateKeys;
-use super::{RedisStore, SharedStore, StoreError};
-use crate::config::ConfigError;
+use super::files::{read_ca_pem, read_secret_file};
+use super::{is_placeholder, ConfigError};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
@@ -43,10 +41,6 @@ pub const OP_TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 1..=5000;
 pub const MIN_SECRET_BYTES: usize = 32;
 /// The longest key prefix accepted, in bytes.
 const MAX_PREFIX_BYTES: usize = 64;
-/// Largest secret or password file read.
-const MAX_SECRET_FILE: u64 = 64 * 1024;
-/// Largest `ca_file` read.
-const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// Which store the replicas share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -135,8 +129,8 @@ impl StateSecret {
         Self(SecretSlice::from(bytes))
     }
 
-    /// The bytes, for key derivation only.
-    pub(super) fn expose(&self) -> &[u8] {
+    /// The bytes, for key derivation only (`state::keys`).
+    pub fn expose(&self) -> &[u8] {
         self.0.expose_secret()
     }
 }
@@ -169,11 +163,29 @@ impl fmt::Debug for RedisPassword {
     }
 }
 
-/// Validated `[state]`.
+/// Validated `[state]`. Serializes as the settings it came from (`check-config`: secrets
+/// redacted, a file's path as itself).
 #[derive(Debug, Clone)]
 pub struct StateConfig {
-    keys: Option<StateKeys>,
+    settings: StateSettings,
+    secret: Option<StateSecret>,
     redis: Option<RedisConfig>,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            settings: StateSettings::default(),
+            secret: None,
+            redis: None,
+        }
+    }
+}
+
+impl Serialize for StateConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.settings.serialize(s)
+    }
 }
 
 impl StateConfig {
@@ -186,10 +198,10 @@ impl StateConfig {
         }
     }
 
-    /// Keys derived from the configured secret; `None` without one (the memory backend keeps its
-    /// random per-process salt).
-    pub fn keys(&self) -> Option<&StateKeys> {
-        self.keys.as_ref()
+    /// The state secret replicas derive shared keys from; `None` without one (the memory
+    /// backend keeps its random per-process salt).
+    pub fn secret(&self) -> Option<&StateSecret> {
+        self.secret.as_ref()
     }
 
     /// The Redis settings, with `backend = "redis"`.
@@ -197,24 +209,20 @@ impl StateConfig {
         self.redis.as_ref()
     }
 
-    /// The shared store (second tier) to consult, or `None` for the memory backend, where the
-    /// per-process mechanisms are all there is. Never connects: the first operation does.
-    pub fn store(&self) -> Result<Option<Arc<dyn SharedStore>>, StoreError> {
-        match &self.redis {
-            Some(redis) => Ok(Some(Arc::new(RedisStore::new(redis)?))),
-            None => Ok(None),
-        }
+    /// The settings as written, for comparing a reload (every `[state]` key needs a restart).
+    pub fn settings(&self) -> &StateSettings {
+        &self.settings
     }
 }
 
 /// Validated `[state.redis]`, with the key prefix and the operation timeout.
 #[derive(Clone)]
 pub struct RedisConfig {
-    pub(super) connection: redis::ConnectionInfo,
+    connection: redis::ConnectionInfo,
     /// PEM bundle of the trust anchors for the server's certificate (`ca_file`).
-    pub(super) ca_pem: Option<Vec<u8>>,
-    pub(super) key_prefix: String,
-    pub(super) op_timeout: Duration,
+    ca_pem: Option<Vec<u8>>,
+    key_prefix: String,
+    op_timeout: Duration,
     /// The URL without credentials, for messages.
     display: String,
 }
@@ -233,6 +241,16 @@ impl RedisConfig {
     /// `state.op_timeout_ms`.
     pub fn op_timeout(&self) -> Duration {
         self.op_timeout
+    }
+
+    /// Where and how to connect (credentials included: never print it).
+    pub fn connection(&self) -> &redis::ConnectionInfo {
+        &self.connection
+    }
+
+    /// The PEM bundle from `ca_file`, if set.
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca_pem.as_deref()
     }
 }
 
@@ -295,7 +313,8 @@ impl StateSettings {
             }
         };
         Ok(StateConfig {
-            keys: secret.as_ref().map(StateKeys::derive),
+            settings: self.clone(),
+            secret,
             redis,
         })
     }
@@ -307,23 +326,31 @@ impl StateSettings {
             .secret_file
             .as_ref()
             .filter(|p| !p.as_os_str().is_empty());
-        let (secret, key) =
-            match (inline, file) {
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        "state.secret",
-                        "set either state.secret or state.secret_file, not both",
-                    ))
-                }
-                (None, None) => return Ok(None),
-                (Some(secret), None) => (secret.clone(), "state.secret"),
-                (None, Some(path)) => (
-                    StateSecret::from_bytes(read_secret_file(path).map_err(|m| {
-                        err("state.secret_file", format!("{}: {m}", path.display()))
-                    })?),
-                    "state.secret_file",
+        let (secret, key) = match (inline, file) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "state.secret",
+                    "set either state.secret or state.secret_file, not both",
+                ))
+            }
+            (None, None) => return Ok(None),
+            (Some(secret), None) => (secret.clone(), "state.secret"),
+            (None, Some(path)) => (
+                StateSecret::from_bytes(
+                    read_secret_file(path)
+                        .map_err(|m| err("state.secret_file", format!("{}: {m}", path.display())))?
+                        .into_bytes(),
                 ),
-            };
+                "state.secret_file",
+            ),
+        };
+        if std::str::from_utf8(secret.expose()).is_ok_and(is_placeholder) {
+            return Err(err(
+                key,
+                "is still the shipped placeholder: put at least 32 random bytes there, the \
+                 same on every replica (`head -c 32 /dev/urandom | base64`)",
+            ));
+        }
         if secret.expose().len() < MIN_SECRET_BYTES {
             return Err(err(
                 key,
@@ -361,16 +388,10 @@ impl RedisSettings {
             .filter(|p| !p.as_os_str().is_empty())
         {
             Some(path) => {
-                let bytes = read_secret_file(path).map_err(|m| {
+                let text = read_secret_file(path).map_err(|m| {
                     err(
                         "state.redis.password_file",
                         format!("{}: {m}", path.display()),
-                    )
-                })?;
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    err(
-                        "state.redis.password_file",
-                        format!("{}: not UTF-8 text", path.display()),
                     )
                 })?;
                 if text.is_empty() {
@@ -391,7 +412,7 @@ impl RedisSettings {
                 ))
             }
             Some(path) => Some(
-                read_ca_file(path)
+                read_ca_pem(path)
                     .map_err(|m| err("state.redis.ca_file", format!("{}: {m}", path.display())))?,
             ),
             None => None,
@@ -530,58 +551,6 @@ fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Reads a regular file of at most `limit` bytes. A FIFO, a device or a directory is refused
-/// instead of blocking start-up or filling memory. (The same rules as the provider files in
-/// [`crate::config`].)
-fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let cannot = |e: std::io::Error| format!("cannot read: {}", e.kind());
-    let metadata = std::fs::metadata(path).map_err(cannot)?;
-    if !metadata.is_file() {
-        return Err("not a regular file".to_owned());
-    }
-    if metadata.len() > limit {
-        return Err(format!("larger than {limit} bytes"));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(cannot)?;
-    if bytes.len() as u64 > limit {
-        return Err(format!("larger than {limit} bytes"));
-    }
-    Ok(bytes)
-}
-
-/// A secret file's bytes without trailing newlines.
-fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes = read_small_file(path, MAX_SECRET_FILE)?;
-    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        bytes.pop();
-    }
-    Ok(bytes)
-}
-
-/// A PEM bundle with at least one usable CA certificate; messages never quote the file.
-fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let bytes = read_small_file(path, MAX_CA_FILE)?;
-    let mut count = 0;
-    for (i, block) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
-        let n = i + 1;
-        let der = block.map_err(|_| format!("certificate {n} is not valid PEM"))?;
-        rustls::RootCertStore::empty()
-            .add(der)
-            .map_err(|_| format!("certificate {n} is not a usable X.509 certificate"))?;
-        count += 1;
-    }
-    if count == 0 {
-        return Err("no certificate in the file (expected PEM `BEGIN CERTIFICATE` blocks)".into());
-    }
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,8 +584,8 @@ mod tests {
     fn the_default_is_memory_and_needs_nothing() {
         let config = StateSettings::default().validate().expect("valid");
         assert_eq!(config.backend(), "memory");
-        assert!(config.keys().is_none());
-        assert!(config.store().expect("no store").is_none());
+        assert!(config.secret().is_none());
+        assert!(config.redis().is_none());
         let parsed: StateSettings = toml::from_str("").expect("empty table");
         assert_eq!(parsed.key_prefix, "kop:v1:");
         assert_eq!(parsed.op_timeout_ms, 100);
@@ -638,7 +607,7 @@ mod tests {
                 .validate()
                 .unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(config.backend(), "redis");
-            assert!(config.keys().is_some());
+            assert!(config.secret().is_some());
             assert_eq!(config.redis().map(RedisConfig::url), Some(url));
         }
     }
@@ -706,11 +675,16 @@ mod tests {
         assert_eq!(key_of(&s), "state.secret");
         // The file's trailing newline is not part of the secret: inline and file agree.
         let inline = redis("redis://127.0.0.1").validate().expect("valid");
-        let (a, b) = (
-            from_file.keys().expect("keys"),
-            inline.keys().expect("keys"),
+        assert_eq!(
+            from_file.secret().expect("secret").expose(),
+            inline.secret().expect("secret").expose()
         );
-        assert_eq!(a.replay_salt(), b.replay_salt());
+        // The shipped placeholder is refused, however long.
+        s.secret_file = None;
+        s.secret = Some(StateSecret::from_bytes(
+            b"replace-with-32-random-bytes-shared-by-every-replica".to_vec(),
+        ));
+        assert_eq!(key_of(&s), "state.secret");
     }
 
     #[test]

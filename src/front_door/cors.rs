@@ -26,7 +26,7 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let request_id = crate::routes::REQUEST_ID.clone();
+    let request_id = crate::reply::REQUEST_ID.clone();
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))

@@ -13,11 +13,8 @@
 
 use super::client_ip::{request_client_ip, TrustedProxies};
 use crate::config::Bucket;
-use crate::error::json_response;
-use crate::routes::token::Endpoint;
-use crate::routes::Outcome;
+use crate::reply::{ApiError, Endpoint, Reply};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::Clock;
@@ -77,12 +74,14 @@ impl RateLimit {
             .map_or(Ok(()), |inner| inner.check(client))
     }
 
-    /// Active keys (for tests and diagnostics).
+    /// Active keys.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner.as_ref().map_or(0, |inner| inner.limiter.len())
     }
 
     /// True when no client is tracked.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -134,20 +133,11 @@ fn retry_after_secs(wait: Duration) -> u64 {
 }
 
 fn too_many_requests(endpoint: Endpoint, wait: Duration) -> Response {
-    let secs = retry_after_secs(wait);
-    let body = format!(
-        r#"{{"error":"slow_down","error_description":"Too many requests; retry after {secs} seconds."}}"#
-    );
-    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, body.into_bytes());
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    response.extensions_mut().insert(Outcome {
-        endpoint: Some(endpoint.as_str()),
-        error: Some("slow_down".to_owned()),
-        ..Outcome::default()
+    let mut reply = Reply::from(ApiError::RateLimited {
+        retry_after: retry_after_secs(wait),
     });
-    response
+    reply.outcome.endpoint = Some(endpoint.as_str());
+    reply.into_response()
 }
 
 #[cfg(test)]
@@ -211,5 +201,26 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
         assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
         assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+    }
+
+    #[test]
+    fn the_429_text_says_1_second_and_n_seconds() {
+        let description = |secs| {
+            let reply = Reply::from(ApiError::RateLimited { retry_after: secs });
+            let body: serde_json::Value =
+                serde_json::from_slice(&reply.body).expect("the body is JSON");
+            assert_eq!(body["error"], "slow_down");
+            assert_eq!(reply.retry_after, Some(secs));
+            body["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(description(1), "Too many requests; retry after 1 second.");
+        assert_eq!(description(2), "Too many requests; retry after 2 seconds.");
+        assert_eq!(
+            description(60),
+            "Too many requests; retry after 60 seconds."
+        );
     }
 }

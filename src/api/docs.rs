@@ -1,117 +1,119 @@
-//! The OpenAPI 3.1 document of the public API, generated from the code with utoipa, and served at
-//! `GET /api/v1/openapi.json`.
-//!
-//! Where each part comes from:
-//! - operations: the `#[utoipa::path]` annotations on the handlers (`routes::token`,
-//!   `routes::health`, and [`serve`] here);
-//! - request bodies: the documentation structs next to the rules they restate
-//!   (`routes::input::{TokenRequest, RefreshRequest, RevokeRequest}`), probe bodies next to the
-//!   probes (`routes::health::{Liveness, Readiness}`);
-//! - the token response and the error body: [`TokenResponse`] and [`ErrorResponse`] below, because
-//!   their runtime types (`oauth::TokenResponse`, a JSON map passed through, and
-//!   `error::ApiError`, rendered by hand) are not serde-shaped structs;
-//! - the reusable responses (one per error status of the contract's table, with its `error` codes
-//!   as examples and `Retry-After`/`Allow` where sent) and the headers the middleware puts on every
-//!   answer (`Cache-Control`, `Pragma`, `x-request-id`): this module.
-//!
-//! The document is committed as `openapi.json` at the repository root; `tests/api/openapi.rs` keeps
-//! it byte-identical to [`document_json`] (`UPDATE_OPENAPI=1 cargo test --test api openapi`
-//! rewrites it) and `scripts/schemathesis.sh` fuzzes the running server against it.
+//! The pieces of the OpenAPI document the handlers' annotations refer to: the `{provider}`
+//! parameter, the request and response bodies, and the reusable responses (one per error status
+//! of the contract's table, with its `error` codes as examples and `Retry-After`/`Allow` where
+//! sent). Documentation only: the document itself is assembled in [`super::openapi`].
 
-use crate::error::json_response;
-use crate::routes::{health, token};
-use axum::http::StatusCode;
-use axum::response::Response;
+use super::input::TokenTypeHint;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{self, ContentBuilder, RefOr, Required, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::{ToResponse, ToSchema};
 
-/// The document's source: the annotated handlers and the reusable responses.
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "kick-oauth-proxy",
-        description = "OAuth token-exchange proxy for desktop apps. Kick's OAuth 2.1 server (like \
-            Twitch's and Google's for desktop clients) requires `client_secret` on its token \
-            endpoint even with PKCE, and a desktop app cannot keep a secret: the app sends its \
-            authorization code or refresh token here; the proxy checks it, adds the client \
-            credentials, calls the provider once and returns the tokens.\n\n\
-            Every response is JSON with `Cache-Control: no-store` and `Pragma: no-cache`, and \
-            carries an `x-request-id`. Every error is `{\"error\": \"<code>\", \
-            \"error_description\": \"<fixed, safe text>\"}`; descriptions never echo a code, \
-            verifier or token.",
-    ),
-    paths(
-        token::token,
-        token::refresh,
-        token::revoke,
-        health::healthz,
-        health::readyz,
-        serve,
-    ),
-    components(
-        schemas(ErrorResponse, TokenResponse, RevokeResponse),
-        responses(
-            TokenIssued,
-            Revoked,
-            BadRequest,
-            NotFound,
-            MethodNotAllowed,
-            RequestTimeout,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            TooManyRequests,
-            BadGateway,
-            ServiceUnavailable,
-        ),
-    ),
-    tags(
-        (name = "oauth", description = "Token exchange, refresh and revocation."),
-        (name = "probes", description = "Liveness and readiness for orchestrators and load balancers."),
-        (name = "meta", description = "This document."),
-    ),
-    modifiers(&License, &RequestId, &CommonHeaders),
-)]
-pub struct ApiDoc;
+// The request bodies as the OpenAPI document (`super::openapi`) describes them. Documentation
+// only: the handlers read [`Fields`] and apply the rules above, which these schemas restate (the
+// tests in `tests/api/openapi.rs` and the schemathesis run keep the two in step).
 
-/// The document.
-pub fn document() -> openapi::OpenApi {
-    ApiDoc::openapi()
+/// `POST /api/v1/{provider}/token` body: a JSON object or a form, in one of two shapes chosen by
+/// `grant_type` (RFC 6749 §4.1.3, §6): the code exchange (no `grant_type`, an empty one, or
+/// `authorization_code`) or a refresh (`refresh_token`), which is exactly `POST /refresh`. Any
+/// other `grant_type` is 400 `unsupported_grant_type`. Other fields (a `client_id` or
+/// `client_secret` included) are ignored and never forwarded; a field sent twice is refused.
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TokenRequest {
+    /// The code exchange.
+    AuthorizationCode(AuthorizationCodeGrant),
+    /// A refresh, as standard OAuth client libraries send it to the token endpoint.
+    RefreshToken(RefreshTokenGrant),
 }
 
-static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| {
-    let mut text = document()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the OpenAPI document: {e}\"}}"));
-    text.push('\n');
-    text
-});
-
-/// The document as pretty-printed JSON with a final newline: what `GET /api/v1/openapi.json`
-/// serves and what the committed `openapi.json` holds. Rendered once.
-pub fn document_json() -> &'static str {
-    &DOCUMENT_JSON
+/// The code exchange at `/token` (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.5): what Battles Record
+/// sends, without a `grant_type`.
+#[derive(utoipa::ToSchema)]
+#[schema(examples(json!({
+    "code": "NZQ4ZWE3OTCTMJC5ZS0ZNJQ5LWE2NZUTYMZMNDQZYTC5OGY3",
+    "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+    "redirect_uri": "battles-record://oauth/callback"
+})))]
+pub struct AuthorizationCodeGrant {
+    /// Optional: absent or empty (RFC 6749 §3.2: a parameter without a value counts as omitted)
+    /// means `authorization_code` too.
+    #[schema(required = false, nullable = false, inline)]
+    pub grant_type: Option<AuthorizationCodeGrantType>,
+    /// The authorization code from the provider's redirect: visible ASCII, at most 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
+    pub code: String,
+    /// The PKCE verifier (RFC 7636 §4.1): 43 to 128 characters of `A-Z a-z 0-9 - . _ ~`.
+    #[schema(min_length = 43, max_length = 128, pattern = r"^[A-Za-z0-9._~-]+$")]
+    pub code_verifier: String,
+    /// Byte-for-byte one of the provider's `allowed_redirect_uris` (no normalisation); any other
+    /// value is 400 `invalid_request`. Only an entry configured as a loopback wildcard port
+    /// (`http://127.0.0.1:*/callback`, RFC 8252 §7.3) also matches that text with any port
+    /// 1..=65535 in place of the `*`.
+    #[schema(min_length = 1)]
+    pub redirect_uri: String,
 }
 
-/// `GET /api/v1/openapi.json`: this document.
-#[utoipa::path(
-    get,
-    path = "/api/v1/openapi.json",
-    operation_id = "openapi",
-    tag = "meta",
-    summary = "This OpenAPI document",
-    description = "The OpenAPI 3.1 document of the public API, generated from the code and \
-        rendered once, at the first request. Never rate limited or shed.",
-    responses((status = 200, description = "The document.", body = Object))
-)]
-pub async fn serve() -> Response {
-    json_response(StatusCode::OK, document_json().as_bytes())
+/// `grant_type` of the code exchange.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum AuthorizationCodeGrantType {
+    /// `authorization_code`.
+    AuthorizationCode,
+}
+
+/// A refresh at `/token` (RFC 6749 §6): exactly `POST /refresh` (the same input rules; replay and
+/// single-flight shared with the same refresh at `/refresh`), rate limited in the `/token` bucket.
+#[derive(utoipa::ToSchema)]
+#[schema(examples(json!({
+    "grant_type": "refresh_token",
+    "refresh_token": "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI"
+})))]
+pub struct RefreshTokenGrant {
+    /// `refresh_token`.
+    #[schema(inline)]
+    pub grant_type: RefreshTokenGrantType,
+    /// The refresh token: visible ASCII, at most 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
+    pub refresh_token: String,
+}
+
+/// `grant_type` of a refresh.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum RefreshTokenGrantType {
+    /// `refresh_token`.
+    RefreshToken,
+}
+
+/// `POST /api/v1/{provider}/refresh` body: a JSON object or a form. Other fields (a `grant_type`
+/// included) are ignored.
+#[derive(utoipa::ToSchema)]
+#[schema(examples(json!({"refresh_token": "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI"})))]
+pub struct RefreshRequest {
+    /// The refresh token: visible ASCII, at most 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
+    pub refresh_token: String,
+}
+
+/// `POST /api/v1/{provider}/revoke` body (RFC 7009 §2.1): a JSON object or a form. Other fields
+/// are ignored.
+#[derive(utoipa::ToSchema)]
+#[schema(examples(json!({
+    "token": "MWM5ZTQ3YTMTZGM4YS0ZMGQ5LWI3NTATMTHJNWJMZTDKMWRI",
+    "token_type_hint": "refresh_token"
+})))]
+pub struct RevokeRequest {
+    /// The access or refresh token to revoke: visible ASCII, at most 4096 bytes.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[!-~]+$")]
+    pub token: String,
+    /// Which kind of token `token` is, when the caller knows.
+    #[schema(required = false, nullable = false)]
+    pub token_type_hint: Option<TokenTypeHint>,
 }
 
 /// A successful token response (RFC 6749 §5.1), normalised by the proxy. Fields the provider sent
@@ -154,13 +156,14 @@ pub struct RevokeResponse {}
 /// Every error (RFC 6749 §5.2 shape).
 #[derive(ToSchema)]
 pub struct ErrorResponse {
-    /// The error code: `invalid_request`, `not_found`, `slow_down`, `temporarily_unavailable`,
-    /// `error_<provider>_server_error` (502), or the provider's own code for a refused grant
-    /// (`invalid_grant`, `invalid_scope`, …).
+    /// The error code: `invalid_request`, `unsupported_grant_type` (`/token` only), `not_found`,
+    /// `slow_down`, `temporarily_unavailable`, `error_<provider>_server_error` (502), or the
+    /// provider's own code for a refused grant (`invalid_grant`, `invalid_scope`, …).
     #[schema(min_length = 1)]
     pub error: String,
     /// A fixed text, or the provider's description sanitised (printable ASCII without `"` and
-    /// `\`, at most 512 characters). Never echoes the request's code, verifier or tokens.
+    /// `\`, at most 512 characters). Never echoes the request's code, verifier or tokens, nor the
+    /// proxy's client secret: a provider description containing one anywhere is dropped.
     pub error_description: String,
     /// On 502 only: a copy of `error_description` (the shape TeamBattles documented).
     #[schema(required = false, nullable = false)]
@@ -182,7 +185,7 @@ fn integer_header(description: &str) -> openapi::header::Header {
         .build()
 }
 
-fn string_header(description: &str, example: Option<&str>) -> openapi::header::Header {
+pub(super) fn string_header(description: &str, example: Option<&str>) -> openapi::header::Header {
     HeaderBuilder::new()
         .schema(
             ObjectBuilder::new()
@@ -244,19 +247,32 @@ impl utoipa::IntoParams for ProviderPath {
     }
 }
 
+/// `status` and a reference to the reusable response `R`.
+fn entry<R: for<'r> ToResponse<'r>>(status: u16) -> (String, RefOr<openapi::Response>) {
+    let (name, _) = R::response();
+    (
+        status.to_string(),
+        openapi::Ref::from_response_name(name).into(),
+    )
+}
+
 /// The error answers the three OAuth endpoints share, 400 to 503: one list for their
 /// `#[utoipa::path]` blocks, which add their own 200.
 pub struct OAuthErrors;
 
+/// [`OAuthErrors`] for `/token`, whose 400 can also be `unsupported_grant_type`.
+pub struct TokenErrors;
+
+impl utoipa::IntoResponses for TokenErrors {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        let mut responses = OAuthErrors::responses();
+        responses.extend([entry::<TokenBadRequest>(400)]);
+        responses
+    }
+}
+
 impl utoipa::IntoResponses for OAuthErrors {
     fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
-        fn entry<R: for<'r> ToResponse<'r>>(status: u16) -> (String, RefOr<openapi::Response>) {
-            let (name, _) = R::response();
-            (
-                status.to_string(),
-                openapi::Ref::from_response_name(name).into(),
-            )
-        }
         BTreeMap::from([
             entry::<BadRequest>(400),
             entry::<NotFound>(404),
@@ -313,6 +329,32 @@ responses! {
             ("invalid_request", error_example(
                 "invalid_request",
                 "The `redirect_uri` is not one this server allows.",
+            )),
+            ("invalid_grant", error_example(
+                "invalid_grant",
+                "The authorization grant or refresh token is invalid, expired, revoked or was \
+                 issued to another client.",
+            )),
+        ],
+        vec![],
+    );
+    /// 400 from `/token`: [`BadRequest`], or a `grant_type` it does not support.
+    TokenBadRequest => json_answer(
+        "A field missing, empty, sent twice, not a string or malformed (a `grant_type` that is \
+         not a string included); a bad `code_verifier`; a `redirect_uri` not allowed; a body that \
+         is not a JSON object or a form: `invalid_request`. A `grant_type` other than \
+         `authorization_code` or `refresh_token`: `unsupported_grant_type`, without a provider \
+         call. Or the provider refused the grant (`invalid_grant`, `invalid_scope`, …): its code, \
+         its description sanitised.",
+        "ErrorResponse",
+        &[
+            ("invalid_request", error_example(
+                "invalid_request",
+                "The `redirect_uri` is not one this server allows.",
+            )),
+            ("unsupported_grant_type", error_example(
+                "unsupported_grant_type",
+                "The grant_type must be authorization_code (or absent) or refresh_token.",
             )),
             ("invalid_grant", error_example(
                 "invalid_grant",
@@ -410,95 +452,4 @@ responses! {
         ))],
         vec![retry_after("Whole seconds, at least 1, to wait before retrying.")],
     );
-}
-
-/// `info.license`: the crate's SPDX expression as the 3.1 `identifier`.
-struct License;
-
-impl Modify for License {
-    fn modify(&self, openapi: &mut openapi::OpenApi) {
-        let spdx = env!("CARGO_PKG_LICENSE");
-        openapi.info.license = Some(
-            openapi::info::LicenseBuilder::new()
-                .name(spdx)
-                .identifier(Some(spdx))
-                .build(),
-        );
-    }
-}
-
-/// The optional `x-request-id` request header, read by the request-log layer on every route.
-struct RequestId;
-
-impl Modify for RequestId {
-    fn modify(&self, openapi: &mut openapi::OpenApi) {
-        let parameter = ParameterBuilder::new()
-            .name("x-request-id")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "Correlates the request with the proxy's log line. Used and echoed back when it is \
-                 1 to 128 characters of `A-Z a-z 0-9 . _ : -`; otherwise (or when absent) the proxy \
-                 generates one.",
-            ))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-            .example(Some(json!("c0ffee-1234")))
-            .build();
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
-                operation
-                    .parameters
-                    .get_or_insert_with(Vec::new)
-                    .push(parameter.clone());
-            }
-        }
-    }
-}
-
-/// The headers every answer carries: `Cache-Control` and `Pragma` (set with the JSON body) and
-/// `x-request-id` (set by the request-log layer), on every response of every operation and
-/// component.
-struct CommonHeaders;
-
-impl Modify for CommonHeaders {
-    fn modify(&self, openapi: &mut openapi::OpenApi) {
-        let common: BTreeMap<&str, openapi::header::Header> = BTreeMap::from([
-            (
-                "Cache-Control",
-                string_header(
-                    "Always `no-store`: the body may hold tokens.",
-                    Some("no-store"),
-                ),
-            ),
-            (
-                "Pragma",
-                string_header("Always `no-cache`.", Some("no-cache")),
-            ),
-            (
-                "x-request-id",
-                string_header(
-                    "The request's id: the caller's `x-request-id` when sane, else generated.",
-                    Some("c0ffee-1234"),
-                ),
-            ),
-        ]);
-        let add = |response: &mut RefOr<openapi::Response>| {
-            if let RefOr::T(response) = response {
-                for (name, header) in &common {
-                    response
-                        .headers
-                        .entry((*name).to_owned())
-                        .or_insert_with(|| header.clone());
-                }
-            }
-        };
-        if let Some(components) = openapi.components.as_mut() {
-            components.responses.values_mut().for_each(add);
-        }
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
-                operation.responses.responses.values_mut().for_each(add);
-            }
-        }
-    }
 }

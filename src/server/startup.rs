@@ -1,14 +1,16 @@
 //! Binding, serving and shutting down.
 //!
 //! [`Application::build`] binds first (port 0 in tests) so [`Application::port`] is known before
-//! serving. Both listeners serve their connections the same way ([`crate::listener`]: header cap,
+//! serving. Both listeners serve their connections the same way ([`super::listener`]: header cap,
 //! header deadline, connection cap). Shutdown: `/readyz` turns 503, the listener keeps accepting for
 //! `drain_delay_secs`, then closes; in-flight requests get `shutdown_grace_secs` to finish.
 
+use super::listener::{ConnectionRules, Listener};
+use super::router::router;
+use super::tls::{TlsError, TlsReloader};
+use crate::api::AppState;
 use crate::config::Settings;
-use crate::listener::{ConnectionRules, Listener};
-use crate::routes::{router, AppState, ClientBuildError};
-use crate::tls::{TlsError, TlsReloader};
+use crate::exchange::ClientBuildError;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;

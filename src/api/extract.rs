@@ -1,0 +1,279 @@
+//! The one extractor of OAuth request bodies: both encodings OAuth clients use
+//! (`application/json`, as Battles Record sends, and `application/x-www-form-urlencoded`, as
+//! standard OAuth libraries send), read under the size cap and the body-read deadline, reduced to
+//! the same ordered list of [`Fields`], so the input rules ([`super::input`]) are written once.
+
+use crate::reply::ApiError;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+/// Largest request body read (contract: 16 KiB); larger ones get 413 without being read to the end.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Longest code or token accepted. Real ones are 30 to ~2,000 characters.
+pub const MAX_CREDENTIAL_LEN: usize = 4096;
+
+/// The request's body fields in order; `None` for a JSON value that is not a string.
+#[derive(Default)]
+pub struct Fields(Vec<(String, Option<String>)>);
+
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names only: values are codes, verifiers and tokens.
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Encoding {
+    Json,
+    Form,
+}
+
+/// Reads the body under the size limit and the body-read deadline, and splits it into fields.
+pub async fn read_fields(request: Request, deadline: Duration) -> Result<Fields, ApiError> {
+    // Two Content-Type headers are ambiguous (which one would a front end have judged?): refused.
+    let mut content_types = request.headers().get_all(header::CONTENT_TYPE).iter();
+    let content_type = content_types.next().and_then(|v| v.to_str().ok());
+    if content_types.next().is_some() {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let encoding = encoding(content_type)?;
+    if declared_length(request.headers()).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let body = Limited::new(request.into_body(), MAX_BODY_BYTES);
+    let bytes = match tokio::time::timeout(deadline, body.collect()).await {
+        Err(_) => return Err(ApiError::BodyTimeout),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(ApiError::PayloadTooLarge)
+        }
+        Ok(Err(_)) => return Err(invalid("The request body could not be read.")),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    decode(encoding, &bytes)
+}
+
+/// Decodes a complete body given its `Content-Type` (the fuzz target's entry point: everything a
+/// caller controls, without the network).
+pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Fields, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    decode(encoding(content_type)?, body)
+}
+
+fn decode(encoding: Encoding, bytes: &[u8]) -> Result<Fields, ApiError> {
+    match encoding {
+        // JSON is UTF-8 (RFC 8259 §8.1) throughout, ignored fields included: checked first, since
+        // the parser only validates the strings it decodes.
+        Encoding::Json => std::str::from_utf8(bytes)
+            .map_err(|_| invalid("The request body is not valid UTF-8."))
+            .and_then(|text| {
+                serde_json::from_str::<Fields>(text)
+                    .map_err(|_| invalid("The request body is not a valid JSON object."))
+            }),
+        Encoding::Form => Ok(Fields(
+            url::form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), Some(v.into_owned())))
+                .collect(),
+        )),
+    }
+}
+
+fn invalid(text: &'static str) -> ApiError {
+    ApiError::InvalidRequest(Cow::Borrowed(text))
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `application/json` or `application/x-www-form-urlencoded`, optionally with a UTF-8 `charset`.
+fn encoding(content_type: Option<&str>) -> Result<Encoding, ApiError> {
+    let value = content_type.ok_or(ApiError::UnsupportedMediaType)?;
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let encoding = if essence.eq_ignore_ascii_case("application/json") {
+        Encoding::Json
+    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Encoding::Form
+    } else {
+        return Err(ApiError::UnsupportedMediaType);
+    };
+    for param in parts {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("charset") {
+            let charset = value.trim().trim_matches('"');
+            if !["utf-8", "utf8", "us-ascii"]
+                .iter()
+                .any(|c| charset.eq_ignore_ascii_case(c))
+            {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+        }
+    }
+    Ok(encoding)
+}
+
+impl Fields {
+    /// The field's value if present once. Present twice is an error (RFC 6749 §3.2: parameters
+    /// "MUST NOT be included more than once"); a JSON non-string is an error.
+    pub fn optional(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter is included more than once.").into(),
+            ));
+        }
+        match first {
+            None => Ok(None),
+            Some((_, None)) => Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter must be a string.").into(),
+            )),
+            Some((_, Some(v))) => Ok(Some(v)),
+        }
+    }
+
+    /// The field's value; missing or empty is an error.
+    pub fn required(&self, name: &'static str) -> Result<&str, ApiError> {
+        match self.optional(name)? {
+            Some(v) if !v.is_empty() => Ok(v),
+            Some(_) => Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter is empty.").into(),
+            )),
+            None => Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter is missing.").into(),
+            )),
+        }
+    }
+
+    /// A code or token: visible ASCII only (RFC 6749 Appendix A.11 `VSCHAR` minus space), bounded.
+    pub fn credential(&self, name: &'static str) -> Result<String, ApiError> {
+        let value = self.required(name)?;
+        if value.len() > MAX_CREDENTIAL_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::InvalidRequest(
+                format!("The `{name}` parameter is malformed.").into(),
+            ));
+        }
+        Ok(value.to_owned())
+    }
+}
+
+/// A top-level JSON object read as ordered fields, keeping duplicates so they can be refused
+/// (serde_json's maps keep only the last).
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((key, FieldValue(value))) = map.next_entry::<String, FieldValue>()? {
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// A JSON value: a string, or anything else (consumed and remembered as "not a string").
+struct FieldValue(Option<String>);
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue(Some(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<FieldValue, E> {
+                Ok(FieldValue(Some(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_unit<E>(self) -> Result<FieldValue, E> {
+                Ok(FieldValue(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FieldValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FieldValue(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldValue, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(FieldValue(None))
+            }
+        }
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(body: &str) -> Fields {
+        serde_json::from_str(body).expect("object")
+    }
+
+    #[test]
+    fn json_duplicates_and_non_strings_are_refused() {
+        assert!(json(r#"{"refresh_token":"a","refresh_token":"b"}"#)
+            .required("refresh_token")
+            .is_err());
+        assert!(json(r#"{"refresh_token":5}"#)
+            .required("refresh_token")
+            .is_err());
+        assert!(json(r#"{"refresh_token":null}"#)
+            .required("refresh_token")
+            .is_err());
+        assert_eq!(
+            json(r#"{"x":[1,{"y":2}],"refresh_token":"ok"}"#)
+                .required("refresh_token")
+                .ok(),
+            Some("ok")
+        );
+        assert!(serde_json::from_str::<Fields>("[]").is_err());
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let printed = format!("{:?}", json(r#"{"code":"CANARY"}"#));
+        assert!(!printed.contains("CANARY"));
+        assert!(printed.contains("code"));
+    }
+}

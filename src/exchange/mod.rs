@@ -1,0 +1,347 @@
+//! The exchange: what happens to a validated grant. [`Exchange::redeem`] reads in order:
+//! replay (an identical request answered within the window) → single-flight (identical requests
+//! in flight share one call) → one provider call under the upstream cap and the provider's breaker
+//! → the [`Reply`], stored for replay when it is a success. [`Exchange::revoke`] is idempotent by
+//! nature (RFC 7009) and skips the first two.
+//!
+//! This is the seam a shared store plugs into: replay and single-flight are reached only from here.
+//!
+//! - [`provider`]: one configured provider at run time, and its reload;
+//! - [`replay`]: the encrypted replay cache;
+//! - [`mod@flights`]: single-flight, one provider call for identical requests.
+
+pub mod flights;
+pub mod provider;
+pub mod replay;
+
+pub use provider::{ClientBuildError, Provider};
+
+use crate::config::Settings;
+use crate::oauth::TokenResponse;
+use crate::reply::{ApiError, Endpoint, Reply};
+use crate::secret::{AnyToken, AuthorizationCode, CodeVerifier, RefreshToken};
+use crate::upstream::{Answer, Grant, Upstream, UpstreamError};
+use flights::Flights;
+use replay::ReplayCache;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// A validated grant to redeem, owned so the provider call can run in its own task.
+#[derive(Debug)]
+pub enum Redeem {
+    /// Authorization code with PKCE (RFC 6749 §4.1.3, RFC 7636 §4.5).
+    Code {
+        /// The code from the redirect.
+        code: AuthorizationCode,
+        /// The PKCE verifier.
+        verifier: CodeVerifier,
+        /// The redirect URI, already checked against the allowlist.
+        redirect_uri: String,
+    },
+    /// Refresh token (RFC 6749 §6).
+    Refresh(RefreshToken),
+}
+
+impl Redeem {
+    /// What this grant is, for the log line, the metrics and the replay key.
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            Self::Code { .. } => Endpoint::Token,
+            Self::Refresh(_) => Endpoint::Refresh,
+        }
+    }
+
+    /// The request's secret inputs: what the replay index and key are derived from.
+    fn secrets(&self) -> Vec<&str> {
+        match self {
+            Self::Code {
+                code,
+                verifier,
+                redirect_uri,
+            } => vec![code.secret(), verifier.secret(), redirect_uri],
+            Self::Refresh(token) => vec![token.secret()],
+        }
+    }
+
+    fn grant(&self) -> Grant<'_> {
+        match self {
+            Self::Code {
+                code,
+                verifier,
+                redirect_uri,
+            } => Grant::AuthorizationCode {
+                code,
+                verifier,
+                redirect_uri,
+            },
+            Self::Refresh(token) => Grant::RefreshToken(token),
+        }
+    }
+}
+
+/// The providers and what every exchange shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Exchange {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    providers: HashMap<String, Arc<Provider>>,
+    replay: ReplayCache,
+    flights: Flights<Reply>,
+    upstream_permits: Semaphore,
+}
+
+impl Exchange {
+    /// Builds every provider's client from validated settings.
+    pub fn new(settings: &Settings) -> Result<Self, ClientBuildError> {
+        let providers = settings
+            .providers
+            .iter()
+            .map(|(name, p)| Ok((name.clone(), Arc::new(Provider::new(settings, p)?))))
+            .collect::<Result<_, ClientBuildError>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                providers,
+                replay: ReplayCache::new(
+                    Duration::from_secs(settings.replay.window_secs),
+                    settings.replay.max_entries,
+                    settings.replay.max_bytes,
+                ),
+                flights: Flights::default(),
+                upstream_permits: Semaphore::new(settings.limits.max_upstream_calls),
+            }),
+        })
+    }
+
+    /// Applies what can change without a restart from freshly loaded `settings`: each existing
+    /// provider's client secrets and redirect allowlist. Requests in flight finish with what they
+    /// started with. Returns the names of the keys that changed but need a restart.
+    pub fn reload(&self, settings: &Settings) -> Vec<String> {
+        let mut needs_restart = Vec::new();
+        for (name, new) in &settings.providers {
+            let Some(provider) = self.provider(name) else {
+                needs_restart.push(format!("providers.{name} (new provider)"));
+                continue;
+            };
+            needs_restart.extend(
+                provider
+                    .reload(new)
+                    .into_iter()
+                    .map(|key| format!("providers.{name}.{key}")),
+            );
+        }
+        for name in self.inner.providers.keys() {
+            if !settings.providers.contains_key(name) {
+                needs_restart.push(format!("providers.{name} (removed)"));
+            }
+        }
+        needs_restart
+    }
+
+    /// The provider serving `{provider}`, if configured.
+    pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.inner.providers.get(name)
+    }
+
+    /// Every configured provider, by name.
+    pub fn providers(&self) -> impl Iterator<Item = (&String, &Arc<Provider>)> {
+        self.inner.providers.iter()
+    }
+
+    /// The replay cache.
+    pub fn replay(&self) -> &ReplayCache {
+        &self.inner.replay
+    }
+
+    /// Exchange or refresh: the replay cache first, then one shared provider call per identical
+    /// request. The call runs in its own task, so a caller that gives up does not cut it in half:
+    /// its answer lands in the replay cache for the caller's retry.
+    pub async fn redeem(&self, provider: &Arc<Provider>, input: Redeem) -> Reply {
+        let endpoint = input.endpoint();
+        let replay = self.replay();
+        let key = replay.key(&provider.label.name, endpoint.as_str(), &input.secrets());
+        if let Some(body) = replay.get(&key) {
+            return replayed(body);
+        }
+        let index = key.index();
+        let work = {
+            let exchange = self.clone();
+            let provider = Arc::clone(provider);
+            async move {
+                // A flight that finished between our look-up and now left its answer here.
+                if let Some(body) = exchange.replay().get(&key) {
+                    return replayed(body);
+                }
+                let reply = exchange
+                    .call_provider(&provider, endpoint, |upstream| {
+                        upstream.token(input.grant())
+                    })
+                    .await;
+                if reply.status.is_success() {
+                    exchange.replay().put(&key, &reply.body);
+                }
+                reply
+            }
+        };
+        match self.inner.flights.run(index, work).await {
+            Some((mut reply, shared)) => {
+                if shared && reply.outcome.served_from.is_none() {
+                    reply.outcome.served_from = Some("shared");
+                }
+                reply
+            }
+            None => ApiError::Unavailable {
+                retry_after: 1,
+                reason: "overloaded",
+            }
+            .into(),
+        }
+    }
+
+    /// Revocation: neither replayed nor coalesced. 404 when the provider has no revocation
+    /// endpoint.
+    pub async fn revoke(
+        &self,
+        provider: &Arc<Provider>,
+        token: AnyToken,
+        hint: Option<&'static str>,
+    ) -> Reply {
+        if !provider.upstream.can_revoke() {
+            return ApiError::NotFound.into();
+        }
+        self.call_provider(provider, Endpoint::Revoke, |upstream| async move {
+            upstream.revoke(&token, hint).await.map(|status| Answer {
+                status,
+                value: b"{}".to_vec(),
+            })
+        })
+        .await
+    }
+
+    /// One provider call under the upstream cap and the provider's breaker, rendered.
+    async fn call_provider<'a, F, Fut, T>(
+        &'a self,
+        provider: &'a Provider,
+        endpoint: Endpoint,
+        call: F,
+    ) -> Reply
+    where
+        F: FnOnce(&'a Upstream) -> Fut,
+        Fut: std::future::Future<Output = Result<Answer<T>, UpstreamError>>,
+        T: IntoBody,
+    {
+        // The permit first: a breaker probe admitted without one would never be recorded.
+        let Ok(_permit) = self.inner.upstream_permits.try_acquire() else {
+            return ApiError::Unavailable {
+                retry_after: 1,
+                reason: "overloaded",
+            }
+            .into();
+        };
+        let admission = match provider.breaker.admit() {
+            Ok(admission) => admission,
+            Err(wait) => {
+                return ApiError::Unavailable {
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                    reason: "breaker_open",
+                }
+                .into()
+            }
+        };
+        let started = std::time::Instant::now();
+        let result = call(&provider.upstream).await;
+        crate::metrics::record_upstream(
+            &provider.label.name,
+            endpoint.as_str(),
+            result.as_ref().map_or_else(UpstreamError::kind, |_| "ok"),
+            started.elapsed(),
+        );
+        admission.record(match &result {
+            Ok(_) => true,
+            Err(error) => !error.is_provider_failure(),
+        });
+        match result {
+            Ok(answer) => Reply::ok(answer.value.into_body(), Some(answer.status.as_u16())),
+            Err(source) => {
+                log_failure(provider, endpoint, &source);
+                ApiError::Upstream {
+                    provider: provider.label.clone(),
+                    source,
+                }
+                .into()
+            }
+        }
+    }
+}
+
+fn replayed(body: bytes::Bytes) -> Reply {
+    let mut reply = Reply::ok(body, None);
+    reply.outcome.upstream = None;
+    reply.outcome.served_from = Some("replay");
+    reply
+}
+
+/// What a successful provider answer becomes as a response body.
+trait IntoBody {
+    fn into_body(self) -> bytes::Bytes;
+}
+
+impl IntoBody for TokenResponse {
+    fn into_body(self) -> bytes::Bytes {
+        self.to_json().into()
+    }
+}
+
+impl IntoBody for Vec<u8> {
+    fn into_body(self) -> bytes::Bytes {
+        self.into()
+    }
+}
+
+/// Failures the operator must see get a line of their own with the cause (never a body or a
+/// value); a refused grant is the caller's business and gets none.
+fn log_failure(provider: &Provider, endpoint: Endpoint, error: &UpstreamError) {
+    let class = error.class();
+    if class.callers {
+        return;
+    }
+    let name = provider.label.name.as_str();
+    let endpoint = endpoint.as_str();
+    if class.our_credentials {
+        if let UpstreamError::Refused { code, status } = error {
+            tracing::error!(
+                provider = name,
+                endpoint,
+                code = code.as_str(),
+                upstream_status = status.as_u16(),
+                "the provider refused this server's client credentials: check client_id and client_secret"
+            );
+            return;
+        }
+    }
+    tracing::warn!(
+        provider = name,
+        endpoint,
+        kind = class.kind,
+        error = %DisplayChain(error),
+        "upstream call failed"
+    );
+}
+
+/// Displays an error and its sources, `a: b: c`.
+struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
