@@ -23,6 +23,8 @@
 //! | `kick_proxy_state_ops_total` | counter | op, outcome (shared state store, see `state`) |
 //! | `kick_proxy_state_op_duration_seconds` | histogram | op |
 //! | `kick_proxy_state_backend_up` | gauge | |
+//! | `kick_proxy_state_fallback_total` | counter | op (the store did not answer; served per process) |
+//! | `kick_proxy_flight_takeovers_total` | counter | |
 
 use crate::reply::Outcome;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};

@@ -165,21 +165,11 @@ impl fmt::Debug for RedisPassword {
 
 /// Validated `[state]`. Serializes as the settings it came from (`check-config`: secrets
 /// redacted, a file's path as itself).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StateConfig {
     settings: StateSettings,
     secret: Option<StateSecret>,
     redis: Option<RedisConfig>,
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        Self {
-            settings: StateSettings::default(),
-            secret: None,
-            redis: None,
-        }
-    }
 }
 
 impl Serialize for StateConfig {

@@ -73,6 +73,7 @@ pub use self::memory::MemoryShared;
 pub use self::record::{Owner, Pending, Record, Sealed};
 pub use self::redis::RedisStore;
 
+use crate::config::state::StateSecret;
 use crate::config::StateConfig;
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -83,11 +84,66 @@ use std::time::Duration;
 /// The shared store (second tier) for validated `[state]`, or `None` for the memory backend,
 /// where the per-process mechanisms are all there is. Never connects: the first operation does,
 /// so a store that is down at start-up cannot stop the process from serving.
-pub fn build(config: &StateConfig) -> Result<Option<Arc<dyn SharedStore>>, StoreError> {
-    match config.redis() {
-        Some(redis) => Ok(Some(Arc::new(RedisStore::new(redis)?))),
-        None => Ok(None),
+pub fn build(config: &StateConfig) -> Result<Option<SharedState>, StoreError> {
+    match (config.redis(), config.secret()) {
+        (Some(redis), Some(secret)) => Ok(Some(SharedState::new(
+            Arc::new(RedisStore::new(redis)?),
+            secret,
+        ))),
+        // Validation requires a secret with a Redis backend.
+        _ => Ok(None),
     }
+}
+
+/// A store and the keys every replica sharing it derives from the same secret: what the
+/// exchange and the rate limits consult. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedState {
+    store: Arc<dyn SharedStore>,
+    keys: Arc<keys::StateKeys>,
+}
+
+impl SharedState {
+    /// `store` with the keys derived from `secret` (the same on every replica).
+    pub fn new(store: Arc<dyn SharedStore>, secret: &StateSecret) -> Self {
+        Self {
+            store,
+            keys: Arc::new(keys::StateKeys::derive(secret)),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn SharedStore {
+        self.store.as_ref()
+    }
+
+    /// The derived keys.
+    pub fn keys(&self) -> &keys::StateKeys {
+        &self.keys
+    }
+}
+
+impl std::fmt::Debug for SharedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedState")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request went on per process because the store did not answer `op` (fail open).
+pub fn record_fallback(op: &'static str) {
+    metrics::record_fallback(op);
+}
+
+/// A stored record did not open with the request's key (tampered or foreign): a miss.
+pub fn record_corrupt() {
+    metrics::record_op("open", "corrupt", None);
+}
+
+/// A flight whose holder went away without an outcome was claimed by a retry.
+pub fn record_takeover() {
+    metrics::record_takeover();
 }
 
 /// A boxed future borrowing the store: what every [`SharedStore`] operation returns, so the trait
