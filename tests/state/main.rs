@@ -7,6 +7,7 @@
 
 mod outage;
 mod protocol;
+mod replicas;
 mod server;
 mod stored;
 
@@ -191,3 +192,56 @@ on_both_backends!(
     gcra_decides_exactly_as_governor_on_random_arrivals,
     gcra_with_the_store_clock_allows_the_burst_then_waits_one_refill,
 );
+
+/// Two replicas, one store, end to end: the protocol items on both backends, the failure items on
+/// Redis only (`replicas::*`). Multi-threaded: a test restarts `redis-server` synchronously while
+/// its replicas keep serving.
+macro_rules! replicas_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod replicas_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::replicas::$name(crate::replicas::Shared::memory()).await;
+                }
+            )*
+        }
+        mod replicas_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(shared) = crate::replicas::Shared::redis() else { return };
+                    crate::replicas::$name(shared).await;
+                }
+            )*
+        }
+    };
+}
+
+replicas_on_both_backends!(
+    a_retry_on_the_other_replica_gets_the_identical_answer,
+    concurrent_refreshes_on_both_replicas_make_one_provider_call,
+    a_client_alternating_between_replicas_gets_exactly_its_bucket,
+);
+
+mod replicas_redis_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_holder_blocks_no_one_past_its_lease() {
+        crate::replicas::a_killed_holder_blocks_no_one_past_its_lease().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_killed_and_restarted_costs_no_5xx() {
+        crate::replicas::a_store_killed_and_restarted_costs_no_5xx().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_frozen_store_costs_only_the_first_few_requests_the_timeout() {
+        crate::replicas::a_frozen_store_costs_only_the_first_few_requests_the_timeout().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_store_holds_no_canary_and_a_tampered_record_is_a_miss() {
+        crate::replicas::the_store_holds_no_canary_and_a_tampered_record_is_a_miss().await;
+    }
+}

@@ -10,7 +10,7 @@ use redis::aio::MultiplexedConnection;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-async fn raw(server: &RedisServer) -> MultiplexedConnection {
+pub(crate) async fn raw(server: &RedisServer) -> MultiplexedConnection {
     redis::Client::open(server.unix_url())
         .expect("client")
         .get_multiplexed_async_connection()
@@ -19,7 +19,7 @@ async fn raw(server: &RedisServer) -> MultiplexedConnection {
 }
 
 /// Every key in the server with its (string) value.
-async fn dump(c: &mut MultiplexedConnection) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub(crate) async fn dump(c: &mut MultiplexedConnection) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut cursor = 0u64;
     let mut all = Vec::new();
     loop {
@@ -45,7 +45,7 @@ async fn dump(c: &mut MultiplexedConnection) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
