@@ -29,7 +29,10 @@
 //! Shared below them all:
 //! - [`reply`]: endpoint, outcome, [`reply::ApiError`] and the one place errors become JSON;
 //! - [`oauth`]: RFC 6749 error codes, the normalised token response, description sanitising;
-//! - [`secret`]: newtypes that never print their value.
+//! - [`secret`]: newtypes that never print their value;
+//! - [`state`]: the store replicas share (Redis/Valkey) for replay, single-flight and rate
+//!   limits, failing open to the per-process mechanisms; below `front_door` and `exchange`,
+//!   which consult it.
 //!
 //! Running it:
 //! - [`config`]: typed settings from TOML + `KICK_PROXY_*` env, validated at start-up;
@@ -51,5 +54,6 @@ pub mod relay;
 pub mod reply;
 pub mod secret;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 mod upstream;

@@ -20,6 +20,11 @@
 //! | `kick_proxy_connections_evicted_total` | counter | listener |
 //! | `kick_proxy_connections_refused_total` | counter | listener |
 //! | `kick_proxy_connection_errors_total` | counter | listener, reason (`header_too_large`, `header_timeout`, `tls_handshake`, `other`) |
+//! | `kick_proxy_state_ops_total` | counter | op, outcome (shared state store, see `state`) |
+//! | `kick_proxy_state_op_duration_seconds` | histogram | op |
+//! | `kick_proxy_state_backend_up` | gauge | |
+//! | `kick_proxy_state_fallback_total` | counter | op (the store did not answer; served per process) |
+//! | `kick_proxy_flight_takeovers_total` | counter | |
 
 use crate::reply::Outcome;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -83,7 +88,7 @@ fn error_label(code: &str) -> &str {
 
 /// True once the recorder is installed (the admin listener is configured); until then recording
 /// is skipped, so a deployment without metrics pays no label allocations.
-fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     HANDLE.get().is_some_and(Option::is_some)
 }
 

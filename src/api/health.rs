@@ -2,6 +2,7 @@
 
 use super::state::AppState;
 use crate::reply::json_response;
+use crate::state::Health as StoreHealth;
 use crate::upstream::breaker::Health;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -26,7 +27,8 @@ pub async fn healthz() -> Response {
 /// `GET /readyz`: 200 when the service can take traffic, 503 once shutdown started. The body says
 /// how each provider is doing as the circuit breaker sees it; a failing provider does not make the
 /// pod unready (every replica would be, and nothing would serve the fast 503s and the recovery
-/// probe), it is reported for dashboards and alerts.
+/// probe), it is reported for dashboards and alerts. The same for the shared state store: while
+/// it is degraded every replica serves per process, and unready replicas would serve nothing.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -35,16 +37,19 @@ pub async fn healthz() -> Response {
     summary = "Readiness",
     description = "200 when the service can take traffic, 503 once shutdown started (so load \
         balancers stop sending traffic). Either way the body reports each configured provider as \
-        its circuit breaker sees it; a failing provider does not make the instance unready. \
-        Never rate limited or shed.",
+        its circuit breaker sees it, and the shared state store (`state`); a failing provider or \
+        a degraded store does not make the instance unready (with the store degraded, replay, \
+        single-flight and rate limits run per process). Never rate limited or shed.",
     responses(
         (status = 200, description = "Ready to serve.", body = Readiness, example = json!({
             "status": "ready",
-            "providers": {"kick": {"upstream": "ok"}}
+            "providers": {"kick": {"upstream": "ok"}},
+            "state": {"backend": "redis", "status": "ok"}
         })),
         (status = 503, description = "Draining: shutdown started.", body = Readiness, example = json!({
             "status": "draining",
-            "providers": {"kick": {"upstream": "failing", "retry_after_secs": 12}}
+            "providers": {"kick": {"upstream": "failing", "retry_after_secs": 12}},
+            "state": {"backend": "redis", "status": "degraded", "retry_after_secs": 2}
         })),
     )
 )]
@@ -68,7 +73,20 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::OK, "ready")
     };
-    let body = serde_json::json!({"status": text, "providers": providers});
+    let store = match state.exchange().shared() {
+        None => serde_json::json!({"backend": "memory", "status": "ok"}),
+        Some(shared) => match shared.store().health() {
+            StoreHealth::Ok => {
+                serde_json::json!({"backend": shared.store().backend(), "status": "ok"})
+            }
+            StoreHealth::Degraded { retry_after } => serde_json::json!({
+                "backend": shared.store().backend(),
+                "status": "degraded",
+                "retry_after_secs": retry_after.as_secs_f64().ceil() as u64,
+            }),
+        },
+    };
+    let body = serde_json::json!({"status": text, "providers": providers, "state": store});
     json_response(status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
@@ -97,6 +115,41 @@ pub struct Readiness {
     pub status: ReadinessStatus,
     /// Every configured provider by name (the `{provider}` path segment).
     pub providers: std::collections::BTreeMap<String, ProviderHealth>,
+    /// The store replicas share replay, single-flight and rate limits through (`[state]`).
+    pub state: StateHealth,
+}
+
+/// The shared state store as this instance sees it.
+#[derive(utoipa::ToSchema)]
+pub struct StateHealth {
+    /// `memory` (nothing shared: every mechanism per process) or `redis`.
+    pub backend: StateBackend,
+    /// `degraded` while the store does not answer: every mechanism runs per process meanwhile,
+    /// and the instance stays ready.
+    pub status: StateStatus,
+    /// While `degraded`: whole seconds until the store is asked again.
+    #[schema(required = false, nullable = false, minimum = 0)]
+    pub retry_after_secs: Option<u64>,
+}
+
+/// Which store.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// Per process.
+    Memory,
+    /// Redis or Valkey.
+    Redis,
+}
+
+/// The store's state.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum StateStatus {
+    /// Answering (always, for `memory`).
+    Ok,
+    /// Not answering; requests fall back to per-process behaviour.
+    Degraded,
 }
 
 /// The readiness status.

@@ -2,6 +2,7 @@
 
 use crate::config::Settings;
 use crate::exchange::{ClientBuildError, Exchange};
+use crate::state::SharedState;
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,12 +22,13 @@ struct Shared {
 }
 
 impl AppState {
-    /// Builds every provider's client from validated settings.
-    pub fn new(settings: &Settings) -> Result<Self, ClientBuildError> {
+    /// Builds every provider's client from validated settings; `shared` is the store replicas
+    /// share (`None`: everything per process).
+    pub fn new(settings: &Settings, shared: Option<SharedState>) -> Result<Self, ClientBuildError> {
         Ok(Self {
             inner: Arc::new(Shared {
                 settings: ArcSwap::from_pointee(settings.clone()),
-                exchange: Exchange::new(settings)?,
+                exchange: Exchange::new(settings, shared)?,
                 draining: AtomicBool::new(false),
                 body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
             }),

@@ -69,6 +69,14 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
+/// A PEM bundle of trust anchors as bytes (`state.redis.ca_file`, for a client that takes PEM):
+/// the same checks as [`CaCertificates::read`].
+pub(super) fn read_ca_pem(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = read_small_file(path, MAX_CA_FILE)?;
+    CaCertificates::parse(&bytes)?;
+    Ok(bytes)
+}
+
 /// Extra trust anchors for a provider's upstream client, from `ca_file`: parsed and checked once,
 /// when the configuration is validated, so building the client cannot fail on them later.
 /// `Debug` shows only how many there are.
@@ -85,11 +93,14 @@ impl CaCertificates {
     /// Reads a PEM bundle: every `CERTIFICATE` block, each one usable as a trust anchor, at least
     /// one. Other blocks (a private key, say) are ignored. Messages never quote the file.
     pub(super) fn read(path: &Path) -> Result<Self, String> {
+        Self::parse(&read_small_file(path, MAX_CA_FILE)?)
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, String> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::CertificateDer;
-        let bytes = read_small_file(path, MAX_CA_FILE)?;
         let mut ca = Self::default();
-        for (i, block) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
+        for (i, block) in CertificateDer::pem_slice_iter(bytes).enumerate() {
             let n = i + 1;
             let der = block.map_err(|_| format!("certificate {n} is not valid PEM"))?;
             // The check `reqwest` makes when it builds the client (webpki trust-anchor parsing).

@@ -98,7 +98,7 @@ const LIST_KEYS: [&str; 4] = [
     "targets",
 ];
 /// Keys whose environment value is a number (besides every `*_secs`).
-const NUMBER_KEYS: [&str; 10] = [
+const NUMBER_KEYS: [&str; 11] = [
     "max_header_bytes",
     "max_connections",
     "admin_max_connections",
@@ -109,6 +109,7 @@ const NUMBER_KEYS: [&str; 10] = [
     "breaker_failures",
     "per_minute",
     "burst",
+    "op_timeout_ms",
 ];
 
 /// Environment values are strings; a list key takes a TOML/JSON array (`["a","b"]`) and a number

@@ -6,18 +6,21 @@
 //! - [`mod@load`]: the file and the environment, merged;
 //! - [`mod@validate`]: every rule, each error naming its key;
 //! - [`mod@files`]: mounted secrets and CA bundles, read safely;
-//! - [`mod@relay`]: `[providers.<name>.relay]`, the authorize relay's settings.
+//! - [`mod@relay`]: `[providers.<name>.relay]`, the authorize relay's settings;
+//! - [`mod@state`]: `[state]`, the store replicas share.
 
 mod files;
 mod load;
 mod placeholder;
 pub mod relay;
 mod schema;
+pub mod state;
 mod validate;
 
 pub use files::{read_secret_file, CaCertificates};
 pub use placeholder::{is_placeholder, PLACEHOLDER_PREFIX};
 pub use schema::*;
+pub use state::{StateConfig, StateSettings};
 pub use validate::TIMEOUT_RANGE_SECS;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! loads again: each secret under the key it was set with, an inline secret as `[redacted]`).
 
 use super::files::CaCertificates;
+use super::state::{StateConfig, StateSettings};
 use crate::providers::{Dialect, RedirectRule, RevokeStyle};
 use crate::secret::ClientSecret;
 use serde::{Deserialize, Serialize, Serializer};
@@ -27,6 +28,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// `[providers.<name>]`: one entry per `{provider}` path segment.
     pub providers: BTreeMap<String, ProviderSettings>,
+    /// `[state]`: the store replicas share (memory: none).
+    pub state: StateConfig,
 }
 
 /// `[replay]`: after a successful exchange or refresh, an identical retry within the window gets
@@ -255,6 +258,8 @@ pub(super) struct RawSettings {
     pub(super) rate_limit: RateLimitSettings,
     #[serde(default)]
     pub(super) providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub(super) state: StateSettings,
 }
 
 /// How the proxy authenticates itself at the token endpoint (RFC 6749 §2.3.1).
@@ -369,12 +374,13 @@ impl Serialize for ProviderSettings {
 impl Serialize for RawSettings {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("RawSettings", 5)?;
+        let mut st = s.serialize_struct("RawSettings", 6)?;
         st.serialize_field("server", &self.server)?;
         st.serialize_field("log", &self.log)?;
         st.serialize_field("replay", &self.replay)?;
         st.serialize_field("limits", &self.limits)?;
         st.serialize_field("rate_limit", &self.rate_limit)?;
+        st.serialize_field("state", &self.state)?;
         st.end()
     }
 }

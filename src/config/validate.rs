@@ -105,6 +105,7 @@ impl RawSettings {
             limits: self.limits,
             rate_limit: self.rate_limit,
             providers,
+            state: self.state.validate()?,
         })
     }
 }

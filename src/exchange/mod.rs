@@ -8,11 +8,13 @@
 //!
 //! - [`provider`]: one configured provider at run time, and its reload;
 //! - [`replay`]: the encrypted replay cache;
-//! - [`mod@flights`]: single-flight, one provider call for identical requests.
+//! - [`mod@flights`]: single-flight, one provider call for identical requests;
+//! - [`mod@shared`]: the same two across replicas, through the shared store (`[state]`).
 
 pub mod flights;
 pub mod provider;
 pub mod replay;
+pub mod shared;
 
 pub use provider::{ClientBuildError, Provider};
 
@@ -20,12 +22,13 @@ use crate::config::Settings;
 use crate::oauth::TokenResponse;
 use crate::reply::{ApiError, Endpoint, Reply};
 use crate::secret::{AnyToken, AuthorizationCode, CodeVerifier, RefreshToken};
+use crate::state::SharedState;
 use crate::upstream::{Answer, Grant, Upstream, UpstreamError};
 use flights::Flights;
-use replay::ReplayCache;
+use replay::{ReplayCache, ReplayKey};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// A validated grant to redeem, owned so the provider call can run in its own task.
@@ -92,11 +95,20 @@ struct Inner {
     replay: ReplayCache,
     flights: Flights<Reply>,
     upstream_permits: Semaphore,
+    /// The store replicas share; `None` for the memory backend (everything per process).
+    shared: Option<SharedState>,
+    /// Flights this replica's waiters gave up on, until their lease is long over: a later claim
+    /// that holds one of them is a takeover (counted).
+    abandoned: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
+/// At most this many abandoned flights remembered (for the takeover count only).
+const MAX_ABANDONED: usize = 1024;
+
 impl Exchange {
-    /// Builds every provider's client from validated settings.
-    pub fn new(settings: &Settings) -> Result<Self, ClientBuildError> {
+    /// Builds every provider's client from validated settings; `shared` is the store replicas
+    /// share, if any (its keys also salt the replay cache, so replicas derive the same indexes).
+    pub fn new(settings: &Settings, shared: Option<SharedState>) -> Result<Self, ClientBuildError> {
         let providers = settings
             .providers
             .iter()
@@ -105,13 +117,16 @@ impl Exchange {
         Ok(Self {
             inner: Arc::new(Inner {
                 providers,
-                replay: ReplayCache::new(
+                replay: ReplayCache::with_salt(
                     Duration::from_secs(settings.replay.window_secs),
                     settings.replay.max_entries,
                     settings.replay.max_bytes,
+                    shared.as_ref().map(|s| s.keys().replay_salt()),
                 ),
                 flights: Flights::default(),
                 upstream_permits: Semaphore::new(settings.limits.max_upstream_calls),
+                shared,
+                abandoned: Mutex::default(),
             }),
         })
     }
@@ -156,6 +171,11 @@ impl Exchange {
         &self.inner.replay
     }
 
+    /// The store replicas share, if any.
+    pub fn shared(&self) -> Option<&SharedState> {
+        self.inner.shared.as_ref()
+    }
+
     /// Exchange or refresh: the replay cache first, then one shared provider call per identical
     /// request. The call runs in its own task, so a caller that gives up does not cut it in half:
     /// its answer lands in the replay cache for the caller's retry.
@@ -167,6 +187,7 @@ impl Exchange {
             return replayed(body);
         }
         let index = key.index();
+        let started = Instant::now();
         let work = {
             let exchange = self.clone();
             let provider = Arc::clone(provider);
@@ -175,15 +196,9 @@ impl Exchange {
                 if let Some(body) = exchange.replay().get(&key) {
                     return replayed(body);
                 }
-                let reply = exchange
-                    .call_provider(&provider, endpoint, |upstream| {
-                        upstream.token(input.grant())
-                    })
-                    .await;
-                if reply.status.is_success() {
-                    exchange.replay().put(&key, &reply.body);
-                }
-                reply
+                exchange
+                    .redeem_shared(&provider, endpoint, &input, &key, started)
+                    .await
             }
         };
         match self.inner.flights.run(index, work).await {
@@ -199,6 +214,82 @@ impl Exchange {
             }
             .into(),
         }
+    }
+
+    /// The second tier, when there is a store: another replica's answer, or this replica holds
+    /// the flight and calls the provider, or (store failing) the per-process path.
+    async fn redeem_shared(
+        &self,
+        provider: &Arc<Provider>,
+        endpoint: Endpoint,
+        input: &Redeem,
+        key: &ReplayKey,
+        started: Instant,
+    ) -> Reply {
+        let Some(shared_state) = &self.inner.shared else {
+            return self.call_and_keep(provider, endpoint, input, key).await;
+        };
+        let store = shared_state.store();
+        match shared::claim(store, key, provider.upstream.timeout(), started).await {
+            shared::Step::Reply(reply) => {
+                if reply.status.is_success() {
+                    self.replay().put(key, &reply.body);
+                }
+                reply
+            }
+            shared::Step::GaveUp(reply) => {
+                self.remember_abandoned(key.index());
+                reply
+            }
+            shared::Step::Hold(pending) => {
+                if self.forget_abandoned(key.index()) {
+                    crate::state::record_takeover();
+                }
+                let reply = self.call_and_keep(provider, endpoint, input, key).await;
+                shared::complete(store, key, &pending, &reply, self.replay().window()).await;
+                reply
+            }
+            shared::Step::Fallback => self.call_and_keep(provider, endpoint, input, key).await,
+        }
+    }
+
+    /// One provider call; a success is kept for replay.
+    async fn call_and_keep(
+        &self,
+        provider: &Arc<Provider>,
+        endpoint: Endpoint,
+        input: &Redeem,
+        key: &ReplayKey,
+    ) -> Reply {
+        let reply = self
+            .call_provider(provider, endpoint, |upstream| upstream.token(input.grant()))
+            .await;
+        if reply.status.is_success() {
+            self.replay().put(key, &reply.body);
+        }
+        reply
+    }
+
+    fn remember_abandoned(&self, index: [u8; 32]) {
+        let mut abandoned = self
+            .inner
+            .abandoned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        abandoned.retain(|_, until| *until > now);
+        if abandoned.len() < MAX_ABANDONED {
+            abandoned.insert(index, now + Duration::from_secs(60));
+        }
+    }
+
+    fn forget_abandoned(&self, index: [u8; 32]) -> bool {
+        self.inner
+            .abandoned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&index)
+            .is_some()
     }
 
     /// Revocation: neither replayed nor coalesced. 404 when the provider has no revocation

@@ -10,6 +10,10 @@
 //! index and a ChaCha20-Poly1305 key (RFC 8439). Only the index and the ciphertext are stored; the
 //! key exists only while a request holding the same inputs is being served. Only successful
 //! (200) answers are stored.
+//!
+//! With a shared store (`[state]`), the salt is derived from the state secret instead, so every
+//! replica derives the same index and key for the same request: the index names the flight in
+//! the store, and the key seals what is stored there ([`ReplayKey::seal`]).
 
 use bytes::Bytes;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -31,6 +35,53 @@ impl ReplayKey {
     /// The entry's index (also the single-flight key).
     pub fn index(&self) -> [u8; 32] {
         self.index
+    }
+}
+
+impl ReplayKey {
+    /// `plaintext` sealed for the shared store: nonce ‖ ciphertext ‖ tag, bound to this index and
+    /// to `kind` (so a sealed answer cannot be passed off as a sealed error, or the reverse).
+    /// `None` without OS randomness.
+    pub fn seal(&self, kind: u8, plaintext: &[u8]) -> Option<Vec<u8>> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).ok()?;
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.key));
+        let ciphertext = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &self.aad(kind),
+                },
+            )
+            .ok()?;
+        let mut sealed = Vec::with_capacity(12 + ciphertext.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        Some(sealed)
+    }
+
+    /// Opens what [`ReplayKey::seal`] produced with the same `kind`; `None` when it was made with
+    /// another key, index or kind, or was altered.
+    pub fn open(&self, kind: u8, sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, ciphertext) = sealed.split_at_checked(12)?;
+        ChaCha20Poly1305::new(Key::from_slice(&self.key))
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &self.aad(kind),
+                },
+            )
+            .ok()
+    }
+
+    fn aad(&self, kind: u8) -> [u8; 34] {
+        let mut aad = [0u8; 34];
+        aad[..32].copy_from_slice(&self.index);
+        aad[32] = b'S';
+        aad[33] = kind;
+        aad
     }
 }
 
@@ -74,10 +125,24 @@ pub struct ReplayCache {
 const ENTRY_OVERHEAD: usize = 128;
 
 impl ReplayCache {
-    /// A cache keeping answers for `window` (zero disables storing), within the bounds.
+    /// A cache keeping answers for `window` (zero disables storing), within the bounds, with a
+    /// random per-process salt.
     pub fn new(window: Duration, max_entries: usize, max_bytes: usize) -> Self {
+        Self::with_salt(window, max_entries, max_bytes, None)
+    }
+
+    /// As [`ReplayCache::new`], with the salt every replica shares (derived from the state
+    /// secret), or a random one for `None`.
+    pub fn with_salt(
+        window: Duration,
+        max_entries: usize,
+        max_bytes: usize,
+        shared_salt: Option<[u8; 32]>,
+    ) -> Self {
         let mut salt = [0u8; 32];
-        if getrandom::fill(&mut salt).is_err() {
+        if let Some(shared) = shared_salt {
+            salt = shared;
+        } else if getrandom::fill(&mut salt).is_err() {
             // No OS randomness: store nothing rather than store under a predictable salt.
             tracing::error!("no OS randomness available; replay disabled");
             return Self {
@@ -95,6 +160,11 @@ impl ReplayCache {
             salt,
             store: Mutex::new(Store::default()),
         }
+    }
+
+    /// How long answers are kept.
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     /// True when answers are stored at all.

@@ -20,6 +20,7 @@ pub use shed::{load_shed, LoadShed};
 
 use crate::config::Settings;
 use crate::reply::Endpoint;
+use crate::state::SharedState;
 use std::sync::Arc;
 use tower_http::cors::CorsLayer;
 
@@ -38,15 +39,19 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Parses the trusted proxies and builds the buckets, the slot count and the CORS layer. Call
-    /// it inside a Tokio runtime so the rate limiters' sweepers start.
-    pub fn new(settings: &Settings) -> Self {
+    /// Parses the trusted proxies and builds the buckets (also in `shared`, the store replicas
+    /// share, when there is one), the slot count and the CORS layer. Call it inside a Tokio
+    /// runtime so the rate limiters' sweepers start.
+    pub fn new(settings: &Settings, shared: Option<&SharedState>) -> Self {
         let rate = &settings.rate_limit;
         let trusted = Arc::new(TrustedProxies::new(&rate.trusted_proxies));
+        let limit = |endpoint, bucket| {
+            RateLimit::with_shared(endpoint, bucket, trusted.clone(), shared.cloned())
+        };
         Self {
-            token: RateLimit::new(Endpoint::Token, rate.token, trusted.clone()),
-            refresh: RateLimit::new(Endpoint::Refresh, rate.refresh, trusted.clone()),
-            revoke: RateLimit::new(Endpoint::Revoke, rate.revoke, trusted),
+            token: limit(Endpoint::Token, rate.token),
+            refresh: limit(Endpoint::Refresh, rate.refresh),
+            revoke: limit(Endpoint::Revoke, rate.revoke),
             shed: LoadShed::new(settings.limits.max_concurrent_requests),
             cors: cors::layer(&settings.server.cors_allowed_origins),
         }

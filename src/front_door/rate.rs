@@ -7,6 +7,13 @@
 //! spends one `token` bucket). Over the limit the request is answered 429 `slow_down` with
 //! `Retry-After` before its body is read, so it never reaches the handler nor the provider.
 //!
+//! With a shared store (`[state]`), the local bucket stays the first, free check (a flood from
+//! one address never reaches the store), and a request it lets through then takes one from the
+//! client's bucket in the store (GCRA in one script, on the store's clock), so a client gets its
+//! quota once across every replica, not once per replica. The store's bucket name is an HMAC of
+//! the endpoint and address (no IP in the store). A store that does not answer leaves the local
+//! decision standing (counted as a fallback).
+//!
 //! Memory: one small entry per active client address. A background task drops entries whose
 //! bucket has refilled (indistinguishable from a new client) every [`SWEEP_INTERVAL`]; it holds
 //! only a weak reference and stops once the router is dropped.
@@ -14,6 +21,7 @@
 use super::client_ip::{request_client_ip, TrustedProxies};
 use crate::config::Bucket;
 use crate::reply::{ApiError, Endpoint, Reply};
+use crate::state::{Decision, RateQuota, SharedState};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -39,6 +47,8 @@ pub struct RateLimit {
 struct Inner {
     limiter: Limiter,
     endpoint: Endpoint,
+    /// The same quota in the shared store, when there is one.
+    shared: Option<(SharedState, RateQuota)>,
 }
 
 impl Inner {
@@ -53,12 +63,24 @@ impl RateLimit {
     /// The limit for `endpoint` from its `[rate_limit]` bucket; `per_minute = 0` turns it off and
     /// `burst = 0` counts as 1. Must be called inside a Tokio runtime for the sweeper to start
     /// (outside one, entries are never swept).
+    #[cfg(test)]
     pub fn new(endpoint: Endpoint, bucket: Bucket, trusted: Arc<TrustedProxies>) -> Self {
+        Self::with_shared(endpoint, bucket, trusted, None)
+    }
+
+    /// As [`RateLimit::new`], also checking the client's bucket in the shared store.
+    pub fn with_shared(
+        endpoint: Endpoint,
+        bucket: Bucket,
+        trusted: Arc<TrustedProxies>,
+        shared: Option<SharedState>,
+    ) -> Self {
         let inner = NonZeroU32::new(bucket.per_minute).map(|per_minute| {
             let burst = NonZeroU32::new(bucket.burst).unwrap_or(NonZeroU32::MIN);
             let inner = Arc::new(Inner {
                 limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
                 endpoint,
+                shared: shared.map(|shared| (shared, RateQuota::per_minute(per_minute, burst))),
             });
             spawn_sweeper(Arc::downgrade(&inner));
             inner
@@ -121,10 +143,23 @@ pub async fn rate_limit(State(limit): State<RateLimit>, request: Request, next: 
         return next.run(request).await;
     };
     let client = request_client_ip(&request, &limit.trusted);
-    match inner.check(client) {
-        Ok(()) => next.run(request).await,
-        Err(wait) => too_many_requests(inner.endpoint, wait),
+    if let Err(wait) = inner.check(client) {
+        return too_many_requests(inner.endpoint, wait);
     }
+    if let Some((shared, quota)) = &inner.shared {
+        let key = shared
+            .keys()
+            .rate_key(inner.endpoint.as_str(), bucket_key(client));
+        match shared.store().gcra(&key, *quota).await {
+            Ok(Decision::Allow) => {}
+            Ok(Decision::Deny { retry_after }) => {
+                return too_many_requests(inner.endpoint, retry_after)
+            }
+            // The local decision stands.
+            Err(_) => crate::state::record_fallback("gcra"),
+        }
+    }
+    next.run(request).await
 }
 
 /// Whole seconds to wait, rounded up, at least 1.

@@ -20,7 +20,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// per-endpoint rate limit, then the handler. Shedding and rate limits sit on the API routes
 /// only: `/healthz` and `/readyz` keep answering under overload and are never limited.
 pub fn router(state: AppState) -> Router {
-    let limits = Limits::new(&state.settings());
+    let limits = Limits::new(&state.settings(), state.exchange().shared());
     let rate = |limit: &front_door::RateLimit| {
         middleware::from_fn_with_state(limit.clone(), front_door::rate_limit)
     };

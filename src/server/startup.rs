@@ -11,6 +11,7 @@ use super::tls::{TlsError, TlsReloader};
 use crate::api::AppState;
 use crate::config::Settings;
 use crate::exchange::ClientBuildError;
+use crate::state::SharedState;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +37,10 @@ pub enum StartupError {
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The shared state store's client cannot be built from its settings (never because the
+    /// store is down: the connection is made on first use).
+    #[error("shared state store: {0}")]
+    State(#[from] crate::state::StoreError),
 }
 
 /// The bound, ready-to-run service.
@@ -48,7 +53,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds the state and binds `settings.server.listen` (and `admin_listen` when set).
+    /// Builds the state and binds `settings.server.listen` (and `admin_listen` when set). With
+    /// `[state] backend = "redis"` the store is built but not connected: a store that is down
+    /// at start-up is logged, and the service serves per process until it answers.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let public = bind(settings.server.listen).await?;
         Self::build_on(settings, public).await
@@ -58,7 +65,29 @@ impl Application {
     /// config that must name its own address before the app exists (the relay's `callback_url`
     /// in `dev` mode and tests, on a port picked by the OS).
     pub async fn build_on(settings: Settings, public: TcpListener) -> Result<Self, StartupError> {
-        let state = AppState::new(&settings)?;
+        let shared = crate::state::build(&settings.state)?;
+        if let Some(shared) = &shared {
+            announce_store(shared.clone());
+        }
+        Self::build_with(settings, public, shared).await
+    }
+
+    /// As [`Application::build`], with the shared store given (tests run several replicas on one
+    /// store); `None` keeps everything per process.
+    pub async fn build_with_state(
+        settings: Settings,
+        shared: Option<SharedState>,
+    ) -> Result<Self, StartupError> {
+        let public = bind(settings.server.listen).await?;
+        Self::build_with(settings, public, shared).await
+    }
+
+    async fn build_with(
+        settings: Settings,
+        public: TcpListener,
+        shared: Option<SharedState>,
+    ) -> Result<Self, StartupError> {
+        let state = AppState::new(&settings, shared)?;
         let (tls, acceptor) = match &settings.server.tls {
             Some(tls) => {
                 let reloader = TlsReloader::load(tls)?;
@@ -273,4 +302,24 @@ pub async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// One log line saying whether the store answers at start-up (it connects lazily; later changes
+/// are logged by the store itself, once per change).
+fn announce_store(shared: SharedState) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let backend = shared.store().backend();
+        match shared.store().ping().await {
+            Ok(()) => tracing::info!(backend, "shared state store answers"),
+            Err(error) => tracing::error!(
+                backend,
+                %error,
+                "shared state store unreachable at start-up: serving with per-process replay, \
+                 single-flight and rate limits until it answers"
+            ),
+        }
+    });
 }

@@ -195,6 +195,11 @@ impl Upstream {
         classify(status, &body, self.dialect, &secrets)
     }
 
+    /// The one deadline of a call (connect, send, whole body, the next-secret retry included).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// True when the provider has a revocation endpoint.
     pub fn can_revoke(&self) -> bool {
         self.revoke_url.is_some()

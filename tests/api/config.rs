@@ -551,11 +551,35 @@ fn config_refuses_every_shipped_placeholder_naming_the_key() {
         placeholders.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         keys,
-        ["client_id", "client_secret"].into(),
+        ["client_id", "client_secret", "state_secret"].into(),
         "{placeholders:?}"
     );
     let dir = tempfile::tempdir().expect("tempdir");
     for (key, value) in &placeholders {
+        if key == "state_secret" {
+            // The shared state secret: refused inline and from a file, never quoted.
+            let file = dir.path().join("state_secret");
+            std::fs::write(&file, format!("{value}\n")).expect("write");
+            for (line, named) in [
+                (format!("secret = \"{value}\""), "state.secret"),
+                (
+                    format!("secret_file = \"{}\"", file.display()),
+                    "state.secret_file",
+                ),
+            ] {
+                let toml = format!(
+                    "{}\n[state]\nbackend = \"redis\"\n{line}\n[state.redis]\nurl = \"redis://127.0.0.1:6379\"\n",
+                    base()
+                );
+                let message = load(&toml).expect_err(value);
+                assert!(
+                    message.contains(&format!("`{named}`")) && message.contains("placeholder"),
+                    "{value}: {message}"
+                );
+                assert!(!message.contains(value.as_str()), "{message}");
+            }
+            continue;
+        }
         let refusal = |toml: &str, named: &str| {
             let message = load(toml).expect_err(value);
             assert!(

@@ -30,7 +30,11 @@ async fn health_and_readiness_answer_200_while_serving() {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<Value>().await.expect("json"),
-        json!({"status": "ready", "providers": {"kick": {"upstream": "ok"}}})
+        json!({
+            "status": "ready",
+            "providers": {"kick": {"upstream": "ok"}},
+            "state": {"backend": "memory", "status": "ok"}
+        })
     );
 }
 

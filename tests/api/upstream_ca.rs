@@ -306,7 +306,7 @@ async fn a_changed_ca_file_is_reported_on_reload_as_needing_a_restart() {
     let path = test_ca("first CA").write(dir.path(), "ca.pem");
     let started = settings_with_ca(Some(&path));
     assert_eq!(started.providers["kick"].ca_certificates.len(), 1);
-    let state = AppState::new(&started).expect("clients build");
+    let state = AppState::new(&started, None).expect("clients build");
     let ca_file_only = vec!["providers.kick.ca_file".to_owned()];
 
     // Same file, same content: nothing to restart for.

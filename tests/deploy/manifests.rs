@@ -154,9 +154,13 @@ impl Manifests {
         self.docs.iter().filter(|d| d.kind() == kind).collect()
     }
 
-    /// The only object of `kind`; a problem when there are none or several.
+    /// The only object of `kind` in the base (optional components add their own, checked apart).
     fn one(&self, kind: &str, problems: &mut Vec<String>) -> Option<&Yaml> {
-        let found = self.of_kind(kind);
+        let found: Vec<&Doc> = self
+            .of_kind(kind)
+            .into_iter()
+            .filter(|d| !d.file.contains('/'))
+            .collect();
         ensure!(
             problems,
             found.len() == 1,
@@ -834,7 +838,12 @@ fn targets(port: &Yaml, name: &str, number: Option<i64>) -> bool {
 }
 
 fn check_services(m: &Manifests, pod: &Pod, p: &mut Vec<String>) {
-    let services = m.of_kind("Service");
+    // The proxy's Services (an optional component's, such as Valkey's, are checked apart).
+    let services: Vec<&Doc> = m
+        .of_kind("Service")
+        .into_iter()
+        .filter(|d| !d.file.contains('/') || d.file.starts_with("monitoring/"))
+        .collect();
     ensure!(p, !services.is_empty(), "service: there is none");
     for service in &services {
         let (name, service) = (service.name(), &service.yaml);
@@ -1330,4 +1339,107 @@ fn every_manifest_regression_is_caught() {
         }
     }
     assert!(missed.is_empty(), "{}", missed.join("\n"));
+}
+
+/// The optional `state` component: a Valkey with no persistence and a memory cap, reachable from
+/// the proxy's pods only (its own policy) and by them (an egress rule on 6379, since the base policy
+/// excludes private ranges), and the proxy pointed at it with the state secret mounted.
+#[test]
+fn the_state_component_runs_valkey_without_persistence_and_opens_egress_to_it() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/state");
+    let component = std::fs::read_to_string(dir.join("kustomization.yaml")).expect("component");
+    let valkey = std::fs::read_to_string(dir.join("valkey.yaml")).expect("valkey.yaml");
+    let docs = YamlLoader::load_from_str(&valkey).expect("YAML");
+    let of =
+        |kind: &str| -> Vec<&Yaml> { docs.iter().filter(|d| text(&d["kind"]) == kind).collect() };
+    let deployment = of("Deployment")[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &list(&pod["containers"])[0];
+    let args: Vec<&str> = list(&container["args"]).iter().map(text).collect();
+    for pair in [
+        ["--save", ""],
+        ["--appendonly", "no"],
+        ["--maxmemory-policy", "noeviction"],
+    ] {
+        assert!(
+            args.windows(2).any(|w| w == pair),
+            "valkey args {args:?} lack {pair:?}"
+        );
+    }
+    assert!(args.contains(&"--maxmemory"), "a memory cap: {args:?}");
+    assert!(
+        !text(&container["resources"]["limits"]["memory"]).is_empty(),
+        "a memory limit"
+    );
+    for volume in list(&pod["volumes"]) {
+        assert!(
+            volume["persistentVolumeClaim"].is_badvalue(),
+            "no persistence"
+        );
+    }
+    let service = of("Service")[0];
+    assert_eq!(
+        text(&service["metadata"]["name"]),
+        "kick-oauth-proxy-valkey"
+    );
+    let egress = of("NetworkPolicy")
+        .into_iter()
+        .find(|p| text(&p["metadata"]["name"]) == "kick-oauth-proxy-to-valkey")
+        .expect("an egress policy for the proxy");
+    assert_eq!(
+        text(&egress["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]),
+        "kick-oauth-proxy"
+    );
+    let rule = &list(&egress["spec"]["egress"])[0];
+    assert_eq!(list(&rule["ports"])[0]["port"].as_i64(), Some(6379));
+    assert_eq!(
+        text(&list(&rule["to"])[0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]),
+        "kick-oauth-proxy-valkey"
+    );
+    for needed in [
+        "KICK_PROXY_STATE__BACKEND, value: redis",
+        "redis://kick-oauth-proxy-valkey:6379",
+        "KICK_PROXY_STATE__SECRET_FILE, value: /run/secrets/kick/state_secret",
+        "{key: state_secret, path: state_secret}",
+    ] {
+        assert!(component.contains(needed), "the component sets {needed}");
+    }
+    let secret = std::fs::read_to_string(dir.join("../secret.example.yaml")).expect("secret");
+    assert!(
+        secret.contains("state_secret:"),
+        "the Secret example has the state secret"
+    );
+    // What the component sets validates, and the shipped placeholder is refused.
+    let env = |secret_file: &str| {
+        vec![
+            ("KICK_PROXY_STATE__BACKEND".to_owned(), "redis".to_owned()),
+            (
+                "KICK_PROXY_STATE__REDIS__URL".to_owned(),
+                "redis://kick-oauth-proxy-valkey:6379".to_owned(),
+            ),
+            (
+                "KICK_PROXY_STATE__SECRET_FILE".to_owned(),
+                secret_file.to_owned(),
+            ),
+        ]
+    };
+    let tmp = tempfile::tempdir().expect("dir");
+    let good = tmp.path().join("state_secret");
+    std::fs::write(
+        &good,
+        "c3RhdGUtc2VjcmV0LWZvci10ZXN0cy0wMTIzNDU2Nzg5YWJjZGVm\n",
+    )
+    .expect("write");
+    let placeholder = tmp.path().join("placeholder");
+    std::fs::write(
+        &placeholder,
+        "replace-with-32-random-bytes-shared-by-every-replica",
+    )
+    .expect("write");
+    let base = "[providers.kick]\nclient_id = \"01KX\"\nclient_secret = \"s\"\nallowed_redirect_uris = [\"http://localhost:1420/cb\"]\n";
+    let ok = Settings::from_toml_with_env(base, env(good.to_str().expect("utf-8"))).expect("valid");
+    assert_eq!(ok.state.backend(), "redis");
+    let refused = Settings::from_toml_with_env(base, env(placeholder.to_str().expect("utf-8")))
+        .expect_err("placeholder refused");
+    assert_eq!(refused.key, "state.secret_file");
 }
