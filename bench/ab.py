@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""A/B of two proxy binaries on the saturation points, interleaved in one run.
+
+    python3 bench/ab.py BEFORE_BIN AFTER_BIN [--json FILE]
+
+Reuses bench.py's machinery (the stub, the proxy configuration, wrk with token.lua, the /proc
+readings): one stub on free ports, one proxy per binary configured exactly as bench.py's "proxy"
+(replay off, rate limits and breaker off, limits at 8192, `warn` JSON logs), both started and
+warmed up (wrk, 64 connections, 3 s) before any measurement. Then for each connection count,
+BENCH_REPEAT times: before, after (wrk, BENCH_DURATION seconds each, distinct codes). Per point:
+req/s, p99, proxy CPU µs per answered request (utime + stime delta from /proc/<pid>/stat), the
+median of the repetitions and the after/before ratio of the medians, and the stub's count of
+upstream calls minus wrk's answers (the exchanges in flight when wrk stopped: at most the
+connection count, so every request reached the upstream). Prints a Markdown table and
+writes every number to bench/results/ab.json (or --json FILE).
+
+Environment: STUB_BIN (default: the stub's release build), BENCH_CONNS (here default "64,1024"),
+BENCH_DURATION (10), BENCH_REPEAT (3), BENCH_MAX_LOAD / BENCH_LOAD_WAIT (wait for a quiet machine
+first, as bench.py), BENCH_PROXY_ENV (as bench.py; applies to both binaries). Build the binaries
+first (`cargo build --release --bin kick-oauth-proxy` in each checkout). Standard library only."""
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+if len(sys.argv) not in (3, 5) or (len(sys.argv) == 5 and sys.argv[3] != "--json"):
+    raise SystemExit(__doc__)
+BINS = {"before": os.path.abspath(sys.argv[1]), "after": os.path.abspath(sys.argv[2])}
+# bench.py resolves PROXY_BIN at import (cargo metadata otherwise); each Proxy below sets its own.
+os.environ["PROXY_BIN"] = BINS["before"]
+os.environ.setdefault("BENCH_CONNS", "64,1024")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+JSON_OUT = sys.argv[4] if len(sys.argv) == 5 else os.path.join(bench.OUT, "ab.json")
+
+
+def loadavgs():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def start(name, stub):
+    bench.PROXY_BIN = BINS[name]  # read by Proxy() when it spawns the process
+    return bench.Proxy(name, stub)
+
+
+def runs(rows, key, fmt):
+    return " / ".join(fmt.format(r[key]) for r in rows)
+
+
+def med(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def main():
+    for binary in (*BINS.values(), bench.STUB_BIN):
+        if not os.access(binary, os.X_OK):
+            raise SystemExit(f"{binary} missing: build it first")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, hard), hard))  # inherited by all
+    os.makedirs(bench.WORK, exist_ok=True)
+    bench.wait_for_quiet()
+    info = bench.machine()
+    info.update(commits=os.environ.get("BENCH_COMMITS", ""), binaries=BINS,
+                load_start=loadavgs())
+    bench.log(f"load average at start: {info['load_start']}")
+    stub = bench.Stub()
+    proxies = {}
+    try:
+        for name in BINS:
+            proxies[name] = start(name, stub)
+        for name, p in proxies.items():  # warm-up: connections, the upstream pool, arenas
+            bench.run_wrk(p.url(), 64, 3)
+        time.sleep(3)
+        for c in bench.CONNS:
+            for _ in range(bench.REPEAT):
+                for name in BINS:  # before, after, before, after, ...
+                    bench.point("ab", proxies[name], stub, "wrk", c)
+    finally:
+        for p in proxies.values():
+            p.stop()
+        stub.stop()
+    info["load_end"] = loadavgs()
+    bench.log(f"load average at end: {info['load_end']}")
+    text = table(info)
+    with open(JSON_OUT, "w") as f:
+        json.dump({"machine": info, "points": bench.RESULTS}, f, indent=1)
+    print(text)
+    bench.log(f"written: {JSON_OUT}")
+
+
+def table(info):
+    L = [f"Run {info['date']}, {info['nproc']} CPUs ({info['cpu']}), Linux {info['kernel']}, "
+         f"{info['wrk']}; {bench.DURATION} s per point, {bench.REPEAT} runs each, interleaved; "
+         f"load average (1/5/15 min) {info['load_start']} at start, {info['load_end']} at end.",
+         "",
+         "| conns | build | req/s per run | req/s median | p99 ms per run | p99 median "
+         "| proxy CPU µs/req per run | CPU µs/req median | errors | upstream − answered "
+         "| 1-min load per run |",
+         "|---:|---|---|---:|---|---:|---|---:|---:|---|---|"]
+    for r in bench.RESULTS:
+        # Upstream calls the stub saw minus the answers wrk counted: the exchanges still in flight
+        # when wrk stopped (at most the connection count), so every request reached the stub.
+        r["in_flight"] = r["upstream_requests"] - r["ok"]
+    for c in bench.CONNS:
+        rows = {n: [r for r in bench.RESULTS if r["conns"] == c and r["target"] == n]
+                for n in BINS}
+        for n in BINS:
+            rs = rows[n]
+            L.append(
+                f"| {c} | {n} | {runs(rs, 'rps', '{:,.0f}')} | {med(rs, 'rps'):,.0f} "
+                f"| {runs(rs, 'p99_ms', '{:.2f}')} | {med(rs, 'p99_ms'):.2f} "
+                f"| {runs(rs, 'proxy_cpu_us_per_req', '{:.1f}')} "
+                f"| {med(rs, 'proxy_cpu_us_per_req'):.1f} | {sum(r['errors'] for r in rs)} "
+                f"| {runs(rs, 'in_flight', '{:,}')} "
+                f"| {runs(rs, 'loadavg_before', '{:.2f}')} |")
+        b, a = rows["before"], rows["after"]
+        L.append(f"| {c} | **after / before** | | **{med(a, 'rps') / med(b, 'rps'):.3f}** | "
+                 f"| **{med(a, 'p99_ms') / med(b, 'p99_ms'):.3f}** | "
+                 f"| **{med(a, 'proxy_cpu_us_per_req') / med(b, 'proxy_cpu_us_per_req'):.3f}** "
+                 "| | | |")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    main()
