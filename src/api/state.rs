@@ -38,7 +38,14 @@ impl AppState {
     /// Applies what can change without a restart from freshly loaded `settings` (see
     /// [`Exchange::reload`]). Returns the names of the keys that changed but need a restart.
     pub fn reload(&self, settings: &Settings) -> Vec<String> {
-        let needs_restart = self.inner.exchange.reload(settings);
+        let mut needs_restart = self.inner.exchange.reload(settings);
+        needs_restart.extend(
+            self.settings()
+                .state
+                .changed_keys(&settings.state)
+                .into_iter()
+                .map(str::to_owned),
+        );
         self.inner.settings.store(Arc::new(settings.clone()));
         needs_restart
     }

@@ -203,6 +203,40 @@ impl StateConfig {
     pub fn settings(&self) -> &StateSettings {
         &self.settings
     }
+
+    /// The `[state]` keys whose value differs in `new`, as written in the file: the store and the
+    /// keys derived from the secret are built at start-up, so each of these needs a restart. The
+    /// secret is compared by value (a rotated file with the same path counts), never printed.
+    pub fn changed_keys(&self, new: &Self) -> Vec<&'static str> {
+        let (old_s, new_s) = (&self.settings, &new.settings);
+        let redis = |s: &StateSettings| {
+            s.redis.as_ref().map(|r| {
+                (
+                    r.url.clone(),
+                    r.username.clone(),
+                    r.password_file.clone(),
+                    r.ca_file.clone(),
+                )
+            })
+        };
+        [
+            ("state.backend", old_s.backend != new_s.backend),
+            (
+                "state.secret",
+                self.secret.as_ref().map(StateSecret::expose)
+                    != new.secret.as_ref().map(StateSecret::expose),
+            ),
+            ("state.key_prefix", old_s.key_prefix != new_s.key_prefix),
+            (
+                "state.op_timeout_ms",
+                old_s.op_timeout_ms != new_s.op_timeout_ms,
+            ),
+            ("state.redis", redis(old_s) != redis(new_s)),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
 }
 
 /// Validated `[state.redis]`, with the key prefix and the operation timeout.

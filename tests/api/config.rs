@@ -932,3 +932,47 @@ fn a_ca_file_bundle_is_loaded_whole_and_can_come_from_the_environment() {
     let settings = load(&base()).expect("valid");
     assert!(settings.providers["kick"].ca_certificates.is_empty());
 }
+
+#[tokio::test]
+async fn a_reload_that_changes_state_reports_each_key_as_needing_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let secret_file = dir.path().join("state_secret");
+    let with_state = |backend: &str, prefix: &str| {
+        format!(
+            "{}\n[state]\nbackend = \"{backend}\"\nkey_prefix = \"{prefix}\"\nsecret_file = {:?}\n\
+             [state.redis]\nurl = \"redis://127.0.0.1:1\"\n",
+            base(),
+            secret_file.to_str().expect("utf-8"),
+        )
+    };
+    std::fs::write(&secret_file, "a".repeat(32)).expect("write");
+    let load = |toml: &str| Settings::from_toml_with_env(toml, []).expect("valid");
+    let started = load(&with_state("redis", "kop"));
+    let state = kick_oauth_proxy::api::AppState::new(&started, None).expect("state");
+
+    assert_eq!(
+        state.reload(&load(&with_state("redis", "kop"))),
+        Vec::<String>::new()
+    );
+    // The same path with another secret in it: the derived keys would change.
+    std::fs::write(&secret_file, "b".repeat(32)).expect("write");
+    let rotated = load(&with_state("redis", "other"));
+    let changed = state.reload(&rotated);
+    assert_eq!(changed, ["state.secret", "state.key_prefix"]);
+    assert!(
+        !changed
+            .iter()
+            .any(|key| key.contains("aaaa") || key.contains("bbbb")),
+        "{changed:?}"
+    );
+    let memory = load(&base());
+    assert_eq!(
+        state.reload(&memory),
+        [
+            "state.backend",
+            "state.secret",
+            "state.key_prefix",
+            "state.redis"
+        ]
+    );
+}
