@@ -246,7 +246,13 @@ impl Exchange {
                     crate::state::record_takeover();
                 }
                 let reply = self.call_and_keep(provider, endpoint, input, key).await;
-                shared::complete(store, key, &pending, &reply, self.replay().window()).await;
+                // Replay off (a zero window or no room) keeps nothing across replicas either.
+                let window = if self.replay().enabled() {
+                    self.replay().window()
+                } else {
+                    Duration::ZERO
+                };
+                shared::complete(store, key, &pending, &reply, window).await;
                 reply
             }
             shared::Step::Fallback => self.call_and_keep(provider, endpoint, input, key).await,

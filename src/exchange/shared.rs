@@ -2,18 +2,22 @@
 //! [`super::Exchange::redeem`] does after a local replay miss, inside its local flight (so only
 //! one request per replica reaches the store for a given grant).
 //!
-//! 1. Claim the flight with a lease of the provider's deadline + [`LEASE_MARGIN`]: the holder's
-//!    whole provider call (one deadline covers connect, send, body and the next-secret retry)
-//!    ends inside its lease by construction, so a live holder never loses it and no renewal is
-//!    needed (oauth2-proxy's 2 s unrenewed lock is the counter-example).
+//! 1. Claim the flight with a lease of the provider's deadline + two store operations (the claim's
+//!    and the completion's round trips, each at most `op_timeout`) + [`LEASE_MARGIN`]: the
+//!    holder's whole provider call (one deadline covers connect, send, body and the next-secret
+//!    retry) and its completion end inside its lease by construction, however slow the store
+//!    answers within its timeout, so a live holder never loses it and no renewal is needed
+//!    (oauth2-proxy's 2 s unrenewed lock is the counter-example).
 //! 2. Held: call the provider, then complete the flight with the sealed outcome (`D` for a 200,
-//!    replayed for the window; `E` for an error, shared with the waiters of this call only).
+//!    replayed for the window; `E` for an error, or for a 200 when replay is off, shared with the
+//!    waiters of this call only).
 //! 3. Another replica's `D`: open it with the request's own key and answer it (a record that does
 //!    not open is discarded and counts as a miss, never as an answer).
 //! 4. Another replica holds it: poll until its outcome appears. A waiter never calls the provider
 //!    itself while the lease lives: when its own budget (the provider deadline) runs out, or the
 //!    holder vanished without an outcome, it answers 503 with a `Retry-After` landing after the
-//!    lease, and that retry claims the vacant flight (a takeover).
+//!    lease, and that retry claims the vacant flight (a takeover). The one exception is the
+//!    store failing mid-wait (below).
 //!
 //! Any store failure falls back to the per-process path (fail open): a store outage is never a
 //! login outage. Sealed values are bound to the index and their kind; nothing stored holds a
@@ -28,13 +32,12 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-/// How much longer a holder's lease is than the provider deadline: covers the store writes
-/// (each under `op_timeout`, at most 5 s by validation, typically 100 ms) and clock differences.
+/// How much longer a holder's lease is than the provider deadline and two store operations:
+/// scheduling and clock differences.
 pub const LEASE_MARGIN: Duration = Duration::from_secs(2);
 /// How long an `E` record (a failed call's reply) stays for the waiters of that call.
 const ERROR_TTL: Duration = Duration::from_secs(5);
-/// How long a `D` record stays when replay is off (`window_secs = 0`): long enough for the
-/// waiters of that call to read it.
+/// How long a 200 stays for the waiters of its call when replay is off (`window_secs = 0`).
 const WAITERS_TTL: Duration = Duration::from_secs(2);
 /// Waiters' polling intervals: quick at first (a holder that is nearly done), then steady.
 const POLL: [u64; 5] = [10, 20, 40, 80, 160];
@@ -64,7 +67,7 @@ enum Waited {
     GaveUp(Reply),
     /// A record that did not open was discarded: claim again.
     Again,
-    /// Store failed while waiting.
+    /// The store failed while waiting.
     Fallback,
 }
 
@@ -76,8 +79,9 @@ pub(super) async fn claim(
     started: Instant,
 ) -> Step {
     let index = FlightIndex::new(key.index());
+    let lease = deadline + 2 * store.op_timeout() + LEASE_MARGIN;
     for _ in 0..ATTEMPTS {
-        let Some(pending) = Pending::new(deadline + LEASE_MARGIN) else {
+        let Some(pending) = Pending::new(lease) else {
             return Step::Fallback;
         };
         match store.claim(&index, &pending).await {
@@ -94,6 +98,11 @@ pub(super) async fn claim(
                 match wait(store, key, &index, holder, started + deadline).await {
                     Waited::Reply(reply) => return Step::Reply(reply),
                     Waited::GaveUp(reply) => return Step::GaveUp(reply),
+                    // Claiming again late in the budget must not give this request a second
+                    // provider deadline: past it, answer like any waiter that ran out.
+                    Waited::Again if Instant::now() >= started + deadline => {
+                        return Step::GaveUp(gave_up(Duration::ZERO))
+                    }
                     Waited::Again => {}
                     Waited::Fallback => return Step::Fallback,
                 }
@@ -120,6 +129,9 @@ async fn wait(
         }
         tokio::time::sleep(pause).await;
         match store.peek(index).await {
+            // The store stopped answering mid-wait: fail open, like every store failure (a store
+            // outage is never a login outage). The cost, said in the README: this request may
+            // reach the provider while the other replica's identical call is in flight.
             Err(_) => {
                 record_fallback("peek");
                 return Waited::Fallback;
@@ -179,21 +191,21 @@ pub(super) async fn complete(
     window: Duration,
 ) {
     let index = FlightIndex::new(key.index());
-    let outcome = if reply.status.is_success() {
+    // With replay off, a success is for this call's waiters only (like an error): a later
+    // identical request, on any replica, must reach the provider.
+    let outcome = if reply.status.is_success() && !window.is_zero() {
         key.seal(ANSWER, &reply.body)
             .and_then(Sealed::new)
-            .map(|sealed| {
-                let ttl = if window.is_zero() {
-                    WAITERS_TTL
-                } else {
-                    window
-                };
-                (Completion::Answer(sealed), ttl)
-            })
+            .map(|sealed| (Completion::Answer(sealed), window))
     } else {
+        let ttl = if reply.status.is_success() {
+            WAITERS_TTL
+        } else {
+            ERROR_TTL
+        };
         key.seal(ERROR, &encode_error(reply))
             .and_then(Sealed::new)
-            .map(|sealed| (Completion::Error(sealed), ERROR_TTL))
+            .map(|sealed| (Completion::Error(sealed), ttl))
     };
     let result = match outcome {
         Some((completion, ttl)) => store.complete(&index, pending, completion, ttl).await,

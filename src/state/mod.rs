@@ -208,6 +208,12 @@ pub trait SharedStore: Send + Sync + 'static {
 
     /// `"redis"` or `"memory"`, for `/readyz` and logs.
     fn backend(&self) -> &'static str;
+
+    /// The longest one operation may take before it fails (`state.op_timeout_ms`): a holder's
+    /// lease covers its claim's and its completion's round trips too.
+    fn op_timeout(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// A flight's index: 32 bytes the caller derived (HKDF) from the request's secret inputs, the

@@ -398,6 +398,10 @@ impl SharedStore for RedisStore {
         self.breaker.health()
     }
 
+    fn op_timeout(&self) -> Duration {
+        self.op_timeout
+    }
+
     fn backend(&self) -> &'static str {
         "redis"
     }

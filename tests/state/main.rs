@@ -222,9 +222,11 @@ replicas_on_both_backends!(
     a_retry_on_the_other_replica_gets_the_identical_answer,
     concurrent_refreshes_on_both_replicas_make_one_provider_call,
     a_client_alternating_between_replicas_gets_exactly_its_bucket,
+    with_replay_off_an_identical_request_later_reaches_the_provider_again,
 );
 
 mod replicas_redis_only {
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_killed_holder_blocks_no_one_past_its_lease() {
         crate::replicas::a_killed_holder_blocks_no_one_past_its_lease().await;

@@ -68,7 +68,7 @@ impl Shared {
 }
 
 /// The config of one replica, `kick` at `upstream`.
-fn config(upstream: &str, rate: &str, extra: &str) -> String {
+fn config(upstream: &str, rate: &str, window_secs: u64, extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -77,7 +77,7 @@ admin_listen = "127.0.0.1:0"
 shutdown_grace_secs = 1
 
 [replay]
-window_secs = 60
+window_secs = {window_secs}
 
 [rate_limit]
 {rate}
@@ -108,7 +108,23 @@ pub struct Replica {
 
 impl Replica {
     async fn start(shared: &Shared, upstream: &str, rate: &str, op_timeout_ms: u64) -> Self {
-        let toml = config(upstream, rate, &shared.state_toml(op_timeout_ms));
+        Self::start_with_window(shared, upstream, rate, op_timeout_ms, 60).await
+    }
+
+    /// As [`Replica::start`], with `[replay] window_secs` given (0: replay off).
+    async fn start_with_window(
+        shared: &Shared,
+        upstream: &str,
+        rate: &str,
+        op_timeout_ms: u64,
+        window_secs: u64,
+    ) -> Self {
+        let toml = config(
+            upstream,
+            rate,
+            window_secs,
+            &shared.state_toml(op_timeout_ms),
+        );
         let settings = Settings::from_toml_with_env(&toml, []).expect("valid replica config");
         let app = match shared {
             Shared::Memory(state) => Application::build_with_state(settings, Some(state.clone()))
@@ -272,6 +288,31 @@ pub async fn concurrent_refreshes_on_both_replicas_make_one_provider_call(shared
         "one provider call for 50 requests"
     );
     println!("2: 25 + 25 concurrent refreshes: 50 x 200, one body, provider calls: 1");
+}
+
+// ---- replay off means off on every replica ------------------------------------------------------
+
+pub async fn with_replay_off_an_identical_request_later_reaches_the_provider_again(shared: Shared) {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(tokens(ACCESS, NEW_REFRESH)))
+        .mount(&upstream)
+        .await;
+    let a = Replica::start_with_window(&shared, &upstream.uri(), GENEROUS, 200, 0).await;
+    let b = Replica::start_with_window(&shared, &upstream.uri(), GENEROUS, 200, 0).await;
+    let client = http();
+    for (i, replica) in [&a, &b, &a].into_iter().enumerate() {
+        let (status, _, body) = post(
+            &client,
+            replica.url("/api/v1/kick/refresh"),
+            &refresh_body(REFRESH),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        // Sequential, not concurrent: nothing to share, and no stored answer to replay.
+        assert_eq!(token_calls(&upstream).await, i + 1, "request {i}");
+    }
 }
 
 // ---- 3. one bucket per client across replicas -------------------------------------------------
@@ -469,7 +510,7 @@ pub async fn a_killed_holder_blocks_no_one_past_its_lease() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let toml = config(&upstream.uri(), GENEROUS, &shared.state_toml(200)).replace(
+    let toml = config(&upstream.uri(), GENEROUS, 60, &shared.state_toml(200)).replace(
         "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"",
         &format!("listen = \"127.0.0.1:{port}\""),
     );
