@@ -297,10 +297,14 @@ impl Refusal {
 }
 
 /// The query's parameters, refusing any that appears twice (RFC 6749 §3.1).
+/// More query parameters than any authorize request or provider callback sends: refused, so the
+/// duplicate check below stays cheap whatever the query holds.
+const MAX_PARAMETERS: usize = 32;
+
 fn parameters(query: &str) -> Option<Vec<(String, String)>> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        if pairs.iter().any(|(k, _)| *k == key) {
+        if pairs.len() == MAX_PARAMETERS || pairs.iter().any(|(k, _)| *k == key) {
             return None;
         }
         pairs.push((key.into_owned(), value.into_owned()));
@@ -614,5 +618,43 @@ mod tests {
             come_back(&relay, "kick", "code=abc", unix_now()),
             Answer::Refused(Refusal::NoState)
         ));
+    }
+
+    #[test]
+    fn localhost_is_no_default_target_and_a_flood_of_parameters_is_refused() {
+        let relay = relay();
+        let flow = |target: &str, extra: usize| {
+            let mut pairs = vec![
+                ("redirect_uri".to_owned(), target.to_owned()),
+                ("state".to_owned(), "app-state-1234".to_owned()),
+                ("code_challenge".to_owned(), CHALLENGE.to_owned()),
+                ("code_challenge_method".to_owned(), "S256".to_owned()),
+            ];
+            pairs.extend((0..extra).map(|i| (format!("x{i}"), "1".to_owned())));
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            matches!(
+                start(&relay, "kick", "client-1", &query),
+                Answer::Redirect(_)
+            )
+        };
+        assert!(flow("http://127.0.0.1:50123/callback", 0));
+        assert!(flow("http://[::1]:50123/callback", 0));
+        assert!(!flow("http://localhost:50123/callback", 0), "RFC 8252 §8.3");
+        assert!(flow("http://127.0.0.1:50123/callback", MAX_PARAMETERS - 4));
+        assert!(!flow("http://127.0.0.1:50123/callback", MAX_PARAMETERS - 3));
+    }
+
+    #[test]
+    fn relay_settings_debug_never_shows_a_sealing_secret() {
+        let settings = RelaySettings {
+            sealing_secret: Some(SECRET.to_owned()),
+            previous_sealing_secret: Some(format!("{SECRET}-old")),
+            ..RelaySettings::default()
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains(SECRET), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
     }
 }

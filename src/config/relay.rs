@@ -13,19 +13,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
-/// The targets used when `targets` is not set: `/callback` on any port of each loopback name.
-pub const DEFAULT_TARGETS: [&str; 3] = [
-    "http://127.0.0.1:*/callback",
-    "http://[::1]:*/callback",
-    "http://localhost:*/callback",
-];
+/// The targets used when `targets` is not set: `/callback` on any port of the loopback IP
+/// literals. Not `localhost` (RFC 8252 §8.3: a name can resolve elsewhere; an operator who needs
+/// it lists `http://localhost:*/callback` in `targets`).
+pub const DEFAULT_TARGETS: [&str; 2] = ["http://127.0.0.1:*/callback", "http://[::1]:*/callback"];
 /// `flow_lifetime_secs` when unset: ten minutes, Kick's and RFC 6749 §4.1.2's code lifetime.
 pub const DEFAULT_FLOW_LIFETIME_SECS: u64 = 600;
 /// Allowed `flow_lifetime_secs`.
 pub const FLOW_LIFETIME_RANGE_SECS: std::ops::RangeInclusive<u64> = 60..=3600;
 
-/// `[providers.<name>.relay]` as written, before validation.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[providers.<name>.relay]` as written, before validation. Its `Debug` shows whether an inline
+/// secret is set, never its value.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelaySettings {
     /// This proxy's public `/api/v1/<name>/callback` URL, registered at the provider.
@@ -44,6 +43,28 @@ pub struct RelaySettings {
     pub flow_lifetime_secs: Option<u64>,
     /// The provider's authorization endpoint; the preset's by default.
     pub authorize_url: Option<String>,
+}
+
+impl std::fmt::Debug for RelaySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "[redacted]");
+        f.debug_struct("RelaySettings")
+            .field("callback_url", &self.callback_url)
+            .field("targets", &self.targets)
+            .field("sealing_secret", &redacted(&self.sealing_secret))
+            .field("sealing_secret_file", &self.sealing_secret_file)
+            .field(
+                "previous_sealing_secret",
+                &redacted(&self.previous_sealing_secret),
+            )
+            .field(
+                "previous_sealing_secret_file",
+                &self.previous_sealing_secret_file,
+            )
+            .field("flow_lifetime_secs", &self.flow_lifetime_secs)
+            .field("authorize_url", &self.authorize_url)
+            .finish()
+    }
 }
 
 /// Where the secret came from, for `check-config`'s printout.

@@ -312,7 +312,10 @@ fn announce_store(shared: SharedState) {
     };
     runtime.spawn(async move {
         let backend = shared.store().backend();
-        match shared.store().ping().await {
+        let answered = shared.store().ping().await;
+        // The gauge's first value: the store set it when it was built, before the recorder.
+        crate::state::publish_health(shared.store());
+        match answered {
             Ok(()) => tracing::info!(backend, "shared state store answers"),
             Err(error) => tracing::error!(
                 backend,

@@ -146,6 +146,12 @@ pub fn record_takeover() {
     metrics::record_takeover();
 }
 
+/// Sets `kick_proxy_state_backend_up` from the store's health now: at start-up, once the metrics
+/// recorder exists (later changes are recorded as they happen).
+pub fn publish_health(store: &dyn SharedStore) {
+    metrics::record_backend_up(matches!(store.health(), Health::Ok));
+}
+
 /// A boxed future borrowing the store: what every [`SharedStore`] operation returns, so the trait
 /// stays object-safe (`Arc<dyn SharedStore>`). One allocation per call is noise next to a network
 /// round trip.
