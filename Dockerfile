@@ -9,6 +9,9 @@
 #     -v "$PWD/kick_client_secret:/run/secrets/kick_client_secret:ro" \
 #     kick-oauth-proxy
 #
+# --build-arg FEATURES=dev-tools adds cargo features (here the `emulator`, `dev` and `login`
+# subcommands); without it the image is the production one. compose.yaml uses both.
+#
 # The proxy runs as uid 65532 and a bind mount keeps the host file's owner and mode: a root-owned
 # 0600 secret file is unreadable inside (exit 2, "permission denied"). README: Deploying.
 
@@ -26,10 +29,13 @@ RUN cargo chef prepare --recipe-path recipe.json
 # and `emulator` are absent). cook and build must name the same features, or the cached
 # dependency build does not match and everything is compiled again.
 FROM chef AS builder
+# Cargo features to add, comma-separated; none by default (the production image). compose.yaml
+# builds its emulator with `--build-arg FEATURES=dev-tools`, which brings `emulator` back.
+ARG FEATURES=""
 COPY --from=planner /app/recipe.json recipe.json
-RUN cargo chef cook --release --locked --no-default-features --recipe-path recipe.json --bin kick-oauth-proxy
+RUN cargo chef cook --release --locked --no-default-features ${FEATURES:+--features "$FEATURES"} --recipe-path recipe.json --bin kick-oauth-proxy
 COPY . .
-RUN cargo build --release --locked --no-default-features --bin kick-oauth-proxy \
+RUN cargo build --release --locked --no-default-features ${FEATURES:+--features "$FEATURES"} --bin kick-oauth-proxy \
  && cp target/release/kick-oauth-proxy /kick-oauth-proxy
 
 # distroless/cc: glibc + libgcc, no shell, no package manager; the nonroot tag runs as uid 65532.

@@ -171,6 +171,83 @@ fn dockerfile_serve_and_healthcheck_read_the_same_config_file() {
     assert_eq!(instruction("CMD"), [r#"CMD ["serve"]"#]);
 }
 
+/// `ARG FEATURES` adds cargo features to an image that is otherwise built without the default
+/// ones: empty by default (the production image has no `dev-tools`), and given alike to the
+/// cargo-chef cook and the build, or the cached dependency build would not match. The flags are
+/// run through `sh`, as the builder's `RUN` does, to see what cargo gets.
+#[test]
+fn dockerfile_features_arg_reaches_cook_and_build_alike_and_defaults_to_none() {
+    let dockerfile = repo_file("Dockerfile");
+    let joined = dockerfile.replace("\\\n", " ");
+    let builder = joined
+        .split("\nFROM ")
+        .find(|stage| stage.starts_with("chef AS builder"))
+        .expect("a builder stage");
+    let args: Vec<&str> = builder
+        .lines()
+        .filter_map(|l| l.strip_prefix("ARG "))
+        .collect();
+    assert_eq!(
+        args,
+        [r#"FEATURES="""#],
+        "one ARG FEATURES, empty by default"
+    );
+    // What follows `--no-default-features` up to the next fixed flag, on the cook and build lines.
+    let flags = |command: &str, until: &str| -> String {
+        let line = builder
+            .lines()
+            .find(|l| l.starts_with("RUN ") && l.contains(command))
+            .unwrap_or_else(|| panic!("a RUN {command}"));
+        let from = line
+            .find("--no-default-features")
+            .unwrap_or_else(|| panic!("{command} without --no-default-features: {line}"));
+        let rest = &line[from..];
+        rest[..rest.find(until).expect(until)].trim().to_owned()
+    };
+    let cook = flags("cargo chef cook", " --recipe-path");
+    let build = flags("cargo build", " --bin");
+    assert_eq!(cook, build, "cook and build name the same features");
+    assert!(
+        cook.contains("FEATURES"),
+        "the features come from the ARG: {cook}"
+    );
+
+    let argv = |features: &str| -> Vec<String> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\n' {cook}"))
+            .env("FEATURES", features)
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(argv(""), ["--no-default-features"]);
+    assert_eq!(
+        argv("dev-tools"),
+        ["--no-default-features", "--features", "dev-tools"]
+    );
+    assert_eq!(
+        argv("dev-tools,other"),
+        ["--no-default-features", "--features", "dev-tools,other"]
+    );
+    // The feature the compose demo's emulator needs exists, and is a default one (so the
+    // production image, built without defaults, lacks it).
+    let cargo: toml::Table = repo_file("Cargo.toml").parse().expect("Cargo.toml");
+    let defaults = cargo["features"]["default"].as_array().expect("default");
+    assert!(defaults.iter().any(|f| f.as_str() == Some("dev-tools")));
+    // The README's container notes document the argument.
+    let readme = repo_file("README.md");
+    assert!(
+        readme.contains("--build-arg FEATURES=dev-tools"),
+        "the README documents FEATURES"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests: the scripts CI and the benchmark run
 

@@ -1,9 +1,11 @@
 //! Offline checks of what ships the proxy, one suite per module: `manifests` (`deploy/kubernetes/`,
 //! parsed and cross-checked against the ConfigMap's `config.toml` run through the real config
 //! validation), `image` (the release workflow, the Dockerfile, the README's deployment notes and
-//! the scripts CI runs) and `healthcheck` (the subcommand the image's `HEALTHCHECK` runs). No
-//! kubectl, no network.
+//! the scripts CI runs), `healthcheck` (the subcommand the image's `HEALTHCHECK` runs) and
+//! `compose` (`compose.yaml`'s replicas, emulator and nginx, and the real-Kick override). No
+//! kubectl, no docker, no network.
 
+mod compose;
 mod healthcheck;
 mod image;
 mod manifests;
