@@ -180,7 +180,7 @@ class Stub:
 
 class Proxy:
     def __init__(self, name, stub, log_filter="warn", replay_secs=0, limits=(8192, 8192),
-                 upstream_tls=False):
+                 upstream_tls=False, extra="", rate_per_minute=0):
         self.name, self.port = name, free_port()
         # Over TLS the proxy trusts the stub's test CA through `ca_file`, as a deployment behind a
         # re-signing egress proxy would; the built-in roots stay.
@@ -203,7 +203,7 @@ max_upstream_calls = {limits[1]}
 breaker_failures = 0
 
 [rate_limit]
-token = {{ per_minute = 0, burst = 1 }}
+token = {{ per_minute = {rate_per_minute}, burst = {max(1, rate_per_minute)} }}
 refresh = {{ per_minute = 0, burst = 1 }}
 revoke = {{ per_minute = 0, burst = 1 }}
 
@@ -218,7 +218,7 @@ allowed_redirect_uris = ["{REDIRECT}"]
 token_url = "{stub.url(upstream_tls)}"
 revoke_url = "http://127.0.0.1:{stub.http}/oauth/revoke"
 timeout_secs = 10
-{ca_line}""")
+{ca_line}{extra}""")
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("KICK_PROXY_") and k != "RUST_LOG"}
         # reqwest honours HTTP(S)_PROXY: the upstream is on loopback and must be reached directly.
@@ -257,10 +257,14 @@ def bodies_file(count=200_000):
     return path
 
 
-def run_wrk(url, conns, duration):
+def run_wrk(url, conns, duration, pace_ms=None):
+    """wrk with token.lua; `pace_ms`: token.lua's paced mode (mean wait before each request on
+    each connection, ms) instead of the closed loop."""
     threads = min(2, conns)
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--timeout", "10s",
            "-s", os.path.join(BENCH, "token.lua"), url]
+    if pace_ms:
+        cmd += ["--", str(pace_ms)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
     if line is None:

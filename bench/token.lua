@@ -1,6 +1,12 @@
 -- wrk script: POST /api/v1/kick/token (or the stub's /oauth/token) with a distinct authorization
 -- code per request, so the proxy's single-flight never coalesces two requests and each one reaches
 -- the upstream. Prints one line "WRKJSON {...}" with the summary (latencies in microseconds).
+--
+-- Paced mode: `wrk ... -s token.lua URL -- MEAN_MS` waits a random time before each request on each
+-- connection (exponential, mean MEAN_MS, whole milliseconds), so C connections send about
+-- C * 1000 / MEAN_MS requests a second, independently of the answers (bench/store.py). Latency is
+-- still measured from the send, so a stall delays only the next request of that connection and is
+-- not added to the requests queued behind it (unlike oha's --latency-correction).
 
 local thread_count = 0
 
@@ -11,6 +17,13 @@ end
 
 function init(args)
   counter = 0
+  if args[1] then
+    local mean_ms = tonumber(args[1])
+    math.randomseed(os.time() * 1000 + (tid or 0))
+    function delay()
+      return math.floor(-math.log(1 - math.random()) * mean_ms + 0.5)
+    end
+  end
   -- Distinct across threads and across runs (replay on would otherwise hit on repeated codes).
   prefix = string.format("B%d-%d-%d-", os.time(), math.random(1, 1000000000), tid or 0)
   wrk.headers["Content-Type"] = "application/json"
