@@ -18,7 +18,7 @@
 //! - [`exchange`]: `redeem()`, replay → single-flight → one provider call under the upstream cap
 //!   and the breaker → the reply; the seam a shared store plugs into;
 //! - [`upstream`]: the provider's endpoints: client, transport, the one classification of
-//!   outcomes, the circuit breaker;
+//!   outcomes, the next-secret fallback;
 //! - [`providers`]: the presets as data (endpoints, revocation shape, error dialect, redirect
 //!   rule).
 //!
@@ -30,6 +30,7 @@
 //! - [`reply`]: endpoint, outcome, [`reply::ApiError`] and the one place errors become JSON;
 //! - [`oauth`]: RFC 6749 error codes, the normalised token response, description sanitising;
 //! - [`secret`]: newtypes that never print their value;
+//! - [`breaker`]: the one circuit breaker, per provider and for the shared store;
 //! - [`state`]: the store replicas share (Redis/Valkey) for replay, single-flight and rate
 //!   limits, failing open to the per-process mechanisms; below `front_door` and `exchange`,
 //!   which consult it.
@@ -43,6 +44,7 @@
 //!   and `emulator` (the Kick emulator alone, as a mock OAuth server).
 
 pub mod api;
+mod breaker;
 pub mod cli;
 pub mod config;
 mod exchange;

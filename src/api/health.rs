@@ -1,9 +1,9 @@
 //! Probes: `/healthz` (the process runs) and `/readyz` (it can serve; 503 while draining).
 
 use super::state::AppState;
+use crate::breaker::Health;
 use crate::reply::json_response;
 use crate::state::Health as StoreHealth;
-use crate::upstream::breaker::Health;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;

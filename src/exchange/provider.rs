@@ -1,9 +1,9 @@
 //! One configured provider at run time: its label, redirect allowlist, upstream client and breaker,
 //! and what a reload may change without a restart.
 
+use crate::breaker::Breaker;
 use crate::config::{CaCertificates, ClientAuth, ProviderSettings, Settings};
 use crate::reply::ProviderLabel;
-use crate::upstream::breaker::Breaker;
 use crate::upstream::{Credentials, Upstream};
 use arc_swap::ArcSwap;
 use std::sync::Arc;

@@ -61,7 +61,6 @@
 //! - [`RedisStore`]: Redis/Valkey, with timeouts, breaker, metrics;
 //! - [`MemoryShared`]: the same semantics in one process (tests, single replica).
 
-mod breaker;
 pub mod keys;
 mod memory;
 mod metrics;

@@ -13,13 +13,13 @@
 //! Logs: one WARN when the store becomes unavailable, one INFO when it answers again, naming only
 //! the kind of failure (never a key, a value or a server message).
 
-use super::breaker::{Breaker, Transition};
 use super::keys::{bucket_key, flight_key, RateKey};
 use super::record::{now_ms, pending_is_live, Pending, Record};
 use super::{
     metrics, scripts, BoxFuture, Claim, Completion, Decision, FlightIndex, Health, RateQuota,
     SharedStore, StoreError,
 };
+use crate::breaker::{self, Breaker, Transition};
 use crate::config::state::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
@@ -94,7 +94,7 @@ impl RedisStore {
     /// The same store with another breaker: open after `failures` consecutive failures, for
     /// `cooldown` (by default 3 failures, 2 s).
     pub fn with_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
-        self.breaker = Breaker::new(failures, cooldown);
+        self.breaker = Breaker::new(failures.max(1), cooldown);
         self
     }
 
@@ -233,7 +233,7 @@ impl RedisStore {
         };
         metrics::record_op(op, label, Some(elapsed));
         match ticket.record(result.is_ok()) {
-            Some(Transition::Down) => {
+            Some(Transition::Opened) => {
                 let reason = match &result {
                     Err(e) => e.to_string(),
                     Ok(_) => String::new(),
@@ -246,13 +246,13 @@ impl RedisStore {
                 );
                 metrics::record_backend_up(false);
             }
-            Some(Transition::Up) => {
+            Some(Transition::Closed) => {
                 tracing::info!(backend = "redis", "shared state store answering again");
                 metrics::record_backend_up(true);
             }
             None => {}
         }
-        if result.is_err() && self.breaker.health() != Health::Ok {
+        if result.is_err() && self.breaker.health() != breaker::Health::Ok {
             self.reset_connection();
         }
         result
@@ -395,7 +395,10 @@ impl SharedStore for RedisStore {
     }
 
     fn health(&self) -> Health {
-        self.breaker.health()
+        match self.breaker.health() {
+            breaker::Health::Ok => Health::Ok,
+            breaker::Health::Failing { retry_after } => Health::Degraded { retry_after },
+        }
     }
 
     fn op_timeout(&self) -> Duration {

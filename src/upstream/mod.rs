@@ -5,13 +5,13 @@
 //! - [`mod@client`]: the `reqwest::Client`, built once from the provider's settings;
 //! - [`transport`]: one request under one deadline, the body capped;
 //! - [`classify`]: an answer sorted into the contract's table;
-//! - [`error`]: [`UpstreamError`] and the one table of what each outcome means;
-//! - [`breaker`]: the per-provider circuit breaker.
+//! - [`error`]: [`UpstreamError`] and the one table of what each outcome means.
+//!
+//! Each provider's circuit breaker is [`crate::breaker`], held beside its `Upstream` in the exchange.
 //!
 //! Nothing here retries a request that may have reached the provider: an authorization code is
 //! single-use and a replayed refresh can revoke the grant.
 
-pub mod breaker;
 pub mod classify;
 mod client;
 mod error;

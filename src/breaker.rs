@@ -1,7 +1,8 @@
-//! A circuit breaker per provider: after `failures` consecutive failures (timeouts, connect
-//! errors, resets, 5xx, HTML/WAF pages), requests fail fast with 503 for `cooldown` instead of each
-//! holding a client for the whole deadline; then one probe goes through, and its outcome closes or
-//! re-opens the breaker.
+//! The one circuit breaker, used for each provider ([`crate::upstream`]) and for the shared state
+//! store ([`crate::state`]): after `failures` consecutive failures nothing is attempted for
+//! `cooldown` (each attempt is refused at once), then one probe goes; its outcome closes or
+//! re-opens the breaker. A recorded outcome reports whether it changed the breaker's health, so a
+//! caller can log once per change rather than once per request.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,7 +19,13 @@ enum State {
     Probing,
 }
 
-/// The breaker. Cheap: one mutex taken twice per provider call.
+impl State {
+    fn closed(self) -> bool {
+        matches!(self, Self::Closed { .. })
+    }
+}
+
+/// The breaker. Cheap: one mutex taken twice per attempt.
 #[derive(Debug)]
 pub struct Breaker {
     failures: u32,
@@ -26,16 +33,25 @@ pub struct Breaker {
     state: Mutex<State>,
 }
 
-/// How the breaker's provider is doing, for `/readyz`.
+/// What the breaker lets through now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
-    /// Calls go through.
+    /// Attempts go through.
     Ok,
-    /// Failing: calls are refused for this much longer (zero while a probe is in flight).
+    /// Failing: attempts are refused for this much longer (zero while a probe is in flight).
     Failing {
         /// Until the next probe may go.
         retry_after: Duration,
     },
+}
+
+/// A change of health caused by one recorded outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The breaker opened.
+    Opened,
+    /// A probe succeeded: the breaker closed again.
+    Closed,
 }
 
 impl Breaker {
@@ -48,9 +64,9 @@ impl Breaker {
         }
     }
 
-    /// May a call go now? `Err(retry_after)` when the breaker is open (or a probe is in flight).
-    /// The admission must be [`Admission::record`]ed; one dropped unrecorded (the caller went away,
-    /// a panic) gives a probe's turn back instead of leaving the breaker waiting for it forever.
+    /// May an attempt go now? `Err(retry_after)` while open, zero while a probe is out. The
+    /// admission must be [`Admission::record`]ed; one dropped unrecorded (the caller went away, a
+    /// panic) gives a probe's turn back instead of leaving the breaker waiting for it forever.
     pub fn admit(&self) -> Result<Admission<'_>, Duration> {
         if self.failures == 0 {
             return Ok(Admission {
@@ -76,18 +92,17 @@ impl Breaker {
                     Err(until - now)
                 }
             }
-            State::Probing => Err(Duration::from_secs(1)),
+            State::Probing => Err(Duration::ZERO),
         }
     }
 
-    /// Records an admitted call's outcome: `true` when the provider worked (a token, or an OAuth
-    /// error about the grant, which also means it is up).
-    fn record(&self, provider_worked: bool) {
+    fn record(&self, ok: bool) -> Option<Transition> {
         if self.failures == 0 {
-            return;
+            return None;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        *state = match (*state, provider_worked) {
+        let before = *state;
+        let after = match (before, ok) {
             (_, true) => State::Closed { consecutive: 0 },
             (State::Closed { consecutive }, false) if consecutive + 1 < self.failures => {
                 State::Closed {
@@ -100,9 +115,15 @@ impl Breaker {
                     .unwrap_or_else(Instant::now),
             },
         };
+        *state = after;
+        match (before.closed(), after.closed()) {
+            (true, false) => Some(Transition::Opened),
+            (false, true) => Some(Transition::Closed),
+            _ => None,
+        }
     }
 
-    /// A probe that ended without an outcome: the next request may probe.
+    /// A probe that ended without an outcome: the next attempt may probe.
     fn abandon_probe(&self) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if matches!(*state, State::Probing) {
@@ -112,7 +133,7 @@ impl Breaker {
         }
     }
 
-    /// The provider's health as the breaker sees it.
+    /// Ok while closed; failing while open or probing.
     pub fn health(&self) -> Health {
         match *self.state.lock().unwrap_or_else(PoisonError::into_inner) {
             State::Closed { .. } => Health::Ok,
@@ -126,18 +147,18 @@ impl Breaker {
     }
 }
 
-/// Permission for one provider call; report its outcome with [`Admission::record`].
-#[must_use = "record the call's outcome"]
+/// Permission for one attempt; report its outcome with [`Admission::record`].
+#[must_use = "record the attempt's outcome"]
 pub struct Admission<'a> {
     breaker: &'a Breaker,
     probe: bool,
 }
 
 impl Admission<'_> {
-    /// Reports the call's outcome (see [`Breaker::admit`]).
-    pub fn record(mut self, provider_worked: bool) {
-        self.breaker.record(provider_worked);
+    /// Reports whether the attempt worked; the change of health it caused, if any.
+    pub fn record(mut self, ok: bool) -> Option<Transition> {
         self.probe = false;
+        self.breaker.record(ok)
     }
 }
 
@@ -154,24 +175,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opens_after_consecutive_failures_and_probes_after_the_cooldown() {
+    fn opens_after_consecutive_failures_reports_each_change_once_and_probes() {
         let breaker = Breaker::new(3, Duration::from_millis(40));
-        for _ in 0..2 {
-            breaker.admit().expect("closed").record(false);
-        }
+        assert_eq!(breaker.admit().expect("closed").record(false), None);
+        assert_eq!(breaker.admit().expect("closed").record(false), None);
         assert_eq!(breaker.health(), Health::Ok);
-        breaker.admit().expect("closed").record(true);
-        for _ in 0..3 {
-            breaker.admit().expect("closed").record(false);
-        }
-        assert!(breaker.admit().is_err(), "open after 3 in a row");
+        assert_eq!(breaker.admit().expect("closed").record(true), None);
+        assert_eq!(breaker.admit().expect("closed").record(false), None);
+        assert_eq!(breaker.admit().expect("closed").record(false), None);
+        assert_eq!(
+            breaker.admit().expect("closed").record(false),
+            Some(Transition::Opened),
+            "open after 3 in a row"
+        );
+        assert!(matches!(breaker.health(), Health::Failing { .. }));
+        assert!(breaker.admit().is_err(), "open");
         std::thread::sleep(Duration::from_millis(50));
         let probe = breaker.admit().expect("one probe after the cooldown");
-        assert!(breaker.admit().is_err(), "only one probe at a time");
-        probe.record(false);
-        assert!(breaker.admit().is_err(), "a failed probe re-opens");
+        assert_eq!(
+            breaker.admit().err(),
+            Some(Duration::ZERO),
+            "one probe at a time"
+        );
+        assert_eq!(
+            probe.record(false),
+            None,
+            "a failed probe re-opens: no new change"
+        );
+        assert!(breaker.admit().is_err(), "re-opened");
         std::thread::sleep(Duration::from_millis(50));
-        breaker.admit().expect("probe").record(true);
+        assert_eq!(
+            breaker.admit().expect("probe").record(true),
+            Some(Transition::Closed)
+        );
         assert_eq!(breaker.health(), Health::Ok);
         assert!(breaker.admit().is_ok());
     }
@@ -180,22 +216,28 @@ mod tests {
     fn zero_failures_disables_it() {
         let breaker = Breaker::new(0, Duration::from_secs(60));
         for _ in 0..10 {
-            breaker.admit().expect("always admitted").record(false);
+            assert_eq!(
+                breaker.admit().expect("always admitted").record(false),
+                None
+            );
         }
         assert!(breaker.admit().is_ok());
+        assert_eq!(breaker.health(), Health::Ok);
     }
 
     #[test]
     fn an_abandoned_probe_gives_its_turn_back() {
         let breaker = Breaker::new(1, Duration::from_millis(10));
-        breaker.admit().expect("closed").record(false);
+        let _ = breaker.admit().expect("closed").record(false);
         std::thread::sleep(Duration::from_millis(20));
-        let probe = breaker.admit().expect("probe");
-        drop(probe); // the caller went away mid-call
-        breaker
-            .admit()
-            .expect("the next request probes")
-            .record(true);
+        drop(breaker.admit().expect("probe")); // the caller went away mid-call
+        assert_eq!(
+            breaker
+                .admit()
+                .expect("the next attempt probes")
+                .record(true),
+            Some(Transition::Closed)
+        );
         assert_eq!(breaker.health(), Health::Ok);
     }
 }
