@@ -27,6 +27,7 @@ use super::replay::ReplayKey;
 use crate::reply::{ApiError, Reply};
 use crate::state::{
     record_fallback, Claim, Completion, FlightIndex, Pending, Record, Sealed, SharedStore,
+    StoreError,
 };
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -85,6 +86,13 @@ pub(super) async fn claim(
             return Step::Fallback;
         };
         match store.claim(&index, &pending).await {
+            // A claim that timed out may still land (a slow store, one thawed after a freeze):
+            // held as if it had, so `complete` (compare-and-set: ours or vacant) settles it,
+            // instead of an orphaned lease that other replicas' retries would wait out.
+            Err(StoreError::Timeout) => {
+                record_fallback("claim");
+                return Step::Hold(pending);
+            }
             Err(_) => {
                 record_fallback("claim");
                 return Step::Fallback;

@@ -243,6 +243,12 @@ mod replicas_redis_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_that_timed_out_but_landed_is_completed_for_a_retry_on_the_other_replica() {
+        crate::replicas::a_claim_that_timed_out_but_landed_is_completed_for_a_retry_on_the_other_replica()
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_store_holds_no_canary_and_a_tampered_record_is_a_miss() {
         crate::replicas::the_store_holds_no_canary_and_a_tampered_record_is_a_miss().await;
     }

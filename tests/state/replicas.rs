@@ -774,3 +774,74 @@ pub async fn a_frozen_store_costs_only_the_first_few_requests_the_timeout() {
     assert!(took.iter().skip(3).all(|ms| *ms < 80), "{took:?} ms");
     println!("6: store frozen: request times {took:?} ms ({slow} paid the 100 ms timeout)");
 }
+
+// ---- a claim that timed out but landed later ----------------------------------------------------
+
+/// Replica A's claim times out while the store holds writes back (`CLIENT PAUSE WRITE` past
+/// `op_timeout`) and still runs once the pause ends. A answers from the provider and completes
+/// the flight it may hold, so the store has its answer, not an orphaned lease: the client's retry
+/// on B is replayed instead of waiting out a lease nobody would complete and then spending the
+/// code.
+pub async fn a_claim_that_timed_out_but_landed_is_completed_for_a_retry_on_the_other_replica() {
+    let Some(mut shared) = Shared::redis() else {
+        return;
+    };
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(tokens(ACCESS, NEW_REFRESH)))
+        .mount(&upstream)
+        .await;
+    let a = Replica::start(&shared, &upstream.uri(), GENEROUS, 100).await;
+    let b = Replica::start(&shared, &upstream.uri(), GENEROUS, 100).await;
+    let client = http();
+    // Warm both: connected, scripts loaded (a script unknown to the server would fail after the
+    // pause instead of running).
+    for (replica, token) in [(&a, "warm-a"), (&b, "warm-b")] {
+        let (status, _, body) = post(
+            &client,
+            replica.url("/api/v1/kick/refresh"),
+            &refresh_body(token),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let warm_calls = token_calls(&upstream).await;
+    let mut admin = raw(shared.server()).await;
+    let paused_at = Instant::now();
+    // Longer than A's claim may take (op_timeout 100 ms), shorter than claim + completion: the
+    // claim times out and lands when the pause ends, the completion just waits for it.
+    let pause = Duration::from_millis(150);
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis() as u64)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT PAUSE");
+    let (status_a, _, body_a) =
+        post(&client, a.url("/api/v1/kick/token"), &exchange_body(CODE)).await;
+    let a_took = paused_at.elapsed();
+    assert_eq!(status_a, 200, "{body_a}");
+    assert!(
+        a_took >= Duration::from_millis(100),
+        "A's claim timed out during the pause: {a_took:?}"
+    );
+    tokio::time::sleep(pause.saturating_sub(a_took) + Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let (status_b, _, body_b) =
+        post(&client, b.url("/api/v1/kick/token"), &exchange_body(CODE)).await;
+    assert_eq!(status_b, 200, "{body_b}");
+    assert_eq!(body_a, body_b, "B replays A's answer byte for byte");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "B did not wait out a lease: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        token_calls(&upstream).await,
+        warm_calls + 1,
+        "one provider call for the code"
+    );
+    println!("claim timed out, landed later: A 200 in {a_took:?}, B replayed; one provider call");
+}
