@@ -447,6 +447,17 @@ fn check_replica_wiring(compose: &Yaml, nginx: &str, p: &mut Vec<String>) {
             .any(|m| m.starts_with("./deploy/compose/nginx.conf:")),
         "nginx: does not mount deploy/compose/nginx.conf: {mounts:?}"
     );
+    let forwarded: Vec<&str> = nginx
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("proxy_set_header X-Forwarded-For "))
+        .collect();
+    ensure!(
+        p,
+        forwarded == ["proxy_set_header X-Forwarded-For $remote_addr;"],
+        "nginx.conf: X-Forwarded-For must be the hop nginx saw ($remote_addr), not a list the \
+         client can prepend to: {forwarded:?}"
+    );
 }
 
 fn check_offline_config(
@@ -630,6 +641,12 @@ fn every_compose_regression_is_caught() {
             "KICK_PROXY_SERVER__LISTEN: 0.0.0.0:8083",
             "KICK_PROXY_SERVER__LISTEN: 0.0.0.0:8082",
             "as another replica",
+        ),
+        (
+            "nginx",
+            "X-Forwarded-For $remote_addr;",
+            "X-Forwarded-For $proxy_add_x_forwarded_for;",
+            "X-Forwarded-For must be the hop nginx saw",
         ),
         (
             "nginx",
