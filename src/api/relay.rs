@@ -5,9 +5,12 @@
 //! Nothing from the query reaches a log; the request line says which rule refused, by code.
 
 use super::docs;
+use super::extract::MAX_CREDENTIAL_LEN;
 use super::state::AppState;
 use crate::config::relay::Relay;
-use crate::oauth::{sanitize_description, RequestSecrets};
+use crate::config::Settings;
+use crate::exchange::Provider;
+use crate::oauth::{sanitize_description, OAuthErrorCode, RequestSecrets};
 use crate::relay::seal::{Flow, OpenError};
 use crate::relay::target::is_allowed;
 use crate::reply::{ApiError, Outcome, ProviderLabel};
@@ -30,8 +33,6 @@ pub fn router() -> axum::Router<AppState> {
 
 /// The app's `state`: 8 (fosite's minimum) to 512 visible ASCII characters.
 const APP_STATE_LEN: std::ops::RangeInclusive<usize> = 8..=512;
-/// An authorization code: visible ASCII, at most this long (the `/token` rule).
-const MAX_CODE_LEN: usize = 4096;
 /// A `scope` value.
 const MAX_SCOPE_LEN: usize = 1024;
 
@@ -119,22 +120,17 @@ pub async fn authorize(
     provider: Result<Path<String>, PathRejection>,
     uri: Uri,
 ) -> Response {
-    let (label, settings) = match relay_of(&state, provider) {
+    let (provider, settings) = match relay_of(&state, provider) {
         Ok(found) => found,
         Err(response) => return response.endpoint("authorize"),
     };
-    let Some(relay) = settings
-        .providers
-        .get(&label.name)
-        .and_then(|p| p.relay.as_ref())
-    else {
+    let label = provider.label.clone();
+    let Some(relay) = relay_settings(&settings, &label) else {
         return not_found(Some(label), "authorize");
     };
-    let client_id = settings
-        .providers
-        .get(&label.name)
-        .map(|p| p.client_id.as_str())
-        .unwrap_or_default();
+    // The client id `/token` exchanges with: the one the provider was built with (a change
+    // needs a restart), not a reloaded one.
+    let client_id = provider.upstream.client_id();
     let answer = start(relay, &label.name, client_id, uri.query().unwrap_or(""));
     finish(answer, label, "authorize")
 }
@@ -171,31 +167,36 @@ pub async fn callback(
     provider: Result<Path<String>, PathRejection>,
     uri: Uri,
 ) -> Response {
-    let (label, settings) = match relay_of(&state, provider) {
+    let (provider, settings) = match relay_of(&state, provider) {
         Ok(found) => found,
         Err(response) => return response.endpoint("callback"),
     };
-    let Some(relay) = settings
-        .providers
-        .get(&label.name)
-        .and_then(|p| p.relay.as_ref())
-    else {
+    let label = provider.label.clone();
+    let Some(relay) = relay_settings(&settings, &label) else {
         return not_found(Some(label), "callback");
     };
     let answer = come_back(relay, &label.name, uri.query().unwrap_or(""), unix_now());
     finish(answer, label, "callback")
 }
 
-/// The provider's label and the settings in force, or a 404.
+/// The running provider and the settings in force, or a 404.
 fn relay_of(
     state: &AppState,
     provider: Result<Path<String>, PathRejection>,
-) -> Result<(Arc<ProviderLabel>, Arc<crate::config::Settings>), NotFound> {
+) -> Result<(Arc<Provider>, Arc<Settings>), NotFound> {
     let provider = provider
         .ok()
         .and_then(|Path(name)| state.exchange().provider(&name).cloned())
         .ok_or(NotFound)?;
-    Ok((provider.label.clone(), state.settings()))
+    Ok((provider, state.settings()))
+}
+
+/// The provider's relay in the settings in force (reloaded on SIGHUP), if it has one.
+fn relay_settings<'a>(settings: &'a Settings, label: &ProviderLabel) -> Option<&'a Relay> {
+    settings
+        .providers
+        .get(&label.name)
+        .and_then(|p| p.relay.as_ref())
 }
 
 /// An unknown provider.
@@ -321,7 +322,7 @@ fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 fn is_visible_ascii(value: &str) -> bool {
-    value.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// RFC 6749 §3.3: scope tokens of `%x21 / %x23-5B / %x5D-7E`, separated by spaces.
@@ -411,16 +412,20 @@ fn come_back(relay: &Relay, provider: &str, query: &str, now: u64) -> Answer {
     match (get(&pairs, "code"), get(&pairs, "error")) {
         (None, Some(error)) => {
             // RFC 6749 §4.1.2.1: the provider's error for the app, sanitised; error_uri dropped.
-            let code = crate::oauth::OAuthErrorCode::parse(error)
-                .map_or_else(|| "server_error".to_owned(), |c| c.as_str().to_owned());
-            back.append_pair("error", &code);
+            // A code RFC 6749 does not define becomes `server_error`.
+            let code = match OAuthErrorCode::parse(error) {
+                Some(OAuthErrorCode::Other(_)) | None => OAuthErrorCode::ServerError,
+                Some(code) => code,
+            };
+            back.append_pair("error", code.as_str());
             if let Some(description) =
                 sanitize_description(get(&pairs, "error_description"), &RequestSecrets::default())
             {
                 back.append_pair("error_description", &description);
             }
         }
-        (Some(code), None) if code.len() <= MAX_CODE_LEN && is_visible_ascii(code) => {
+        // An authorization code: the `/token` rule for credentials.
+        (Some(code), None) if code.len() <= MAX_CREDENTIAL_LEN && is_visible_ascii(code) => {
             back.append_pair("code", code);
             if let Some(scope) = get(&pairs, "scope").filter(|s| is_valid_scope(s)) {
                 back.append_pair("scope", scope);

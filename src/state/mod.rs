@@ -59,7 +59,8 @@
 //! # Layout
 //! - [`keys`]: key derivation from the state secret (replay salt, rate-limit key HMAC);
 //! - [`RedisStore`]: Redis/Valkey, with timeouts, breaker, metrics;
-//! - [`MemoryShared`]: the same semantics in one process (tests, single replica).
+//! - [`MemoryShared`]: the same protocol in one process, the Lua scripts re-done in Rust: a test
+//!   double for the protocol tests (the `memory` backend itself uses no store at all, `shared = None`).
 
 pub mod keys;
 mod memory;

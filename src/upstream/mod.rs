@@ -86,6 +86,11 @@ impl Credentials {
 }
 
 impl Upstream {
+    /// The client id this provider's requests carry (restart-only: a reload does not change it).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// Replaces the secrets (reload): requests already sent keep the old one, the next use the new.
     pub fn set_credentials(&self, credentials: Credentials) {
         self.credentials.store(std::sync::Arc::new(credentials));

@@ -678,6 +678,18 @@ async fn a_provider_error_passes_through_to_the_app_sanitised() {
         Some("server_error")
     );
     assert!(query_value(&location, "error_description").is_none());
+    // A well-formed code RFC 6749 does not define, too.
+    let answer = relayed
+        .http
+        .get(callback(format!("error=made_up_error&state={sealed}")))
+        .send()
+        .await
+        .expect("answer");
+    let location = Url::parse(answer.headers()["location"].to_str().expect("ascii")).expect("URL");
+    assert_eq!(
+        query_value(&location, "error").as_deref(),
+        Some("server_error")
+    );
     assert_eq!(relayed.emulator.stats().token_requests, 0);
 }
 
@@ -1082,4 +1094,40 @@ async fn a_reload_applies_a_new_sealing_secret_and_callback_url() {
     assert!(location(back)
         .as_str()
         .starts_with("http://127.0.0.1:5000/callback?code=c0de&state="));
+}
+
+#[tokio::test]
+async fn after_a_reload_that_changes_client_id_authorize_keeps_the_one_token_uses() {
+    let relay = format!(
+        "callback_url = \"https://a.example.com/api/v1/kick/callback\"\nsealing_secret = {SEALING_SECRET:?}\n"
+    );
+    let settings = Settings::from_toml_with_env(&config_with_relay(&relay), []).expect("valid");
+    let app = Application::build(settings).await.expect("build");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client");
+
+    let changed = config_with_relay(&relay).replace(CLIENT_ID, "01KANOTHERCLIENT");
+    let restart_keys = state.reload(&Settings::from_toml_with_env(&changed, []).expect("valid"));
+    assert_eq!(restart_keys, ["providers.kick.client_id"]);
+    let answer = http
+        .get(format!(
+            "http://{addr}/api/v1/kick/authorize?{}",
+            authorize_query("http://127.0.0.1:5000/callback", &[])
+        ))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 302);
+    let location = Url::parse(answer.headers()["location"].to_str().expect("ascii")).expect("URL");
+    assert_eq!(
+        query_value(&location, "client_id").as_deref(),
+        Some(CLIENT_ID),
+        "codes must be issued to the client id /token exchanges them with until the restart"
+    );
 }
