@@ -184,7 +184,7 @@ impl Exchange {
         let replay = self.replay();
         let key = replay.key(&provider.label.name, endpoint.as_str(), &input.secrets());
         if let Some(body) = replay.get(&key) {
-            return replayed(body);
+            return Reply::replayed(body);
         }
         let index = key.index();
         let started = Instant::now();
@@ -194,7 +194,7 @@ impl Exchange {
             async move {
                 // A flight that finished between our look-up and now left its answer here.
                 if let Some(body) = exchange.replay().get(&key) {
-                    return replayed(body);
+                    return Reply::replayed(body);
                 }
                 exchange
                     .redeem_shared(&provider, endpoint, &input, &key, started)
@@ -372,13 +372,6 @@ impl Exchange {
             }
         }
     }
-}
-
-fn replayed(body: bytes::Bytes) -> Reply {
-    let mut reply = Reply::ok(body, None);
-    reply.outcome.upstream = None;
-    reply.outcome.served_from = Some("replay");
-    reply
 }
 
 /// What a successful provider answer becomes as a response body.

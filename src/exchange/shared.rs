@@ -99,7 +99,7 @@ pub(super) async fn claim(
             }
             Ok(Claim::Held) => return Step::Hold(pending),
             Ok(Claim::Done(sealed)) => match key.open(ANSWER, sealed.as_bytes()) {
-                Some(body) => return Step::Reply(replayed(Bytes::from(body))),
+                Some(body) => return Step::Reply(Reply::replayed(Bytes::from(body))),
                 None => discard(store, &index, &Record::Answer(sealed)).await,
             },
             Ok(Claim::Pending(holder)) => {
@@ -150,7 +150,7 @@ async fn wait(
             Ok(Some(Record::Answer(sealed))) => {
                 return match key.open(ANSWER, sealed.as_bytes()) {
                     Some(body) => {
-                        let mut reply = replayed(Bytes::from(body));
+                        let mut reply = Reply::replayed(Bytes::from(body));
                         reply.outcome.served_from = Some("shared");
                         Waited::Reply(reply)
                     }
@@ -236,13 +236,6 @@ async fn discard(store: &dyn SharedStore, index: &FlightIndex, record: &Record) 
     if store.discard(index, record).await.is_err() {
         record_fallback("discard");
     }
-}
-
-fn replayed(body: Bytes) -> Reply {
-    let mut reply = Reply::ok(body, None);
-    reply.outcome.upstream = None;
-    reply.outcome.served_from = Some("replay");
-    reply
 }
 
 /// An error reply as sealed in an `E` record: status (2 bytes), `Retry-After` (8 bytes,

@@ -56,6 +56,14 @@ impl Reply {
         }
     }
 
+    /// A 200 answered from replay: an earlier identical request's body, no provider call.
+    pub fn replayed(body: Bytes) -> Self {
+        let mut reply = Self::ok(body, None);
+        reply.outcome.upstream = None;
+        reply.outcome.served_from = Some("replay");
+        reply
+    }
+
     /// The HTTP response.
     pub fn into_response(self) -> Response {
         let mut response = json_response(self.status, self.body);
