@@ -69,8 +69,11 @@ pub fn sealed(len: usize) -> Sealed {
     Sealed::new(bytes).expect("length in range")
 }
 
-/// What the exchange path will do: HKDF-SHA256 over the request's secret inputs, salted with
-/// the shared replay salt, giving the flight index and the record key (as `ReplayCache::key`).
+/// A stand-in for the exchange's derivation, for the store-level tests: HKDF-SHA256 over secret
+/// inputs, giving a flight index and a record key. The store only ever sees opaque bytes, so these
+/// tests need records that open and records that do not, not the exchange's exact construction
+/// (its index, key and associated data differ in detail); the production sealing is exercised end
+/// to end through two replicas in `replicas.rs` (a retry replayed, a tampered record a miss).
 pub fn derive(salt: &[u8; 32], parts: &[&str]) -> (FlightIndex, [u8; 32]) {
     let mut ikm = Vec::new();
     for part in parts {
@@ -86,7 +89,8 @@ pub fn derive(salt: &[u8; 32], parts: &[&str]) -> (FlightIndex, [u8; 32]) {
     (FlightIndex::new(index), key)
 }
 
-/// Seals `plaintext` as a record body: nonce ‖ ChaCha20-Poly1305 ciphertext, the index as AAD.
+/// Seals `plaintext` as the stand-in record body: nonce ‖ ChaCha20-Poly1305 ciphertext, the index
+/// as AAD (see [`derive`]).
 pub fn seal(key: &[u8; 32], index: &FlightIndex, plaintext: &[u8]) -> Sealed {
     let mut nonce = [0u8; 12];
     getrandom::fill(&mut nonce).expect("randomness");
