@@ -205,10 +205,11 @@ fn validate_provider(name: &str, raw: RawProvider) -> Result<ProviderSettings, C
         };
         return Err(ConfigError::new(key(next_key), PLACEHOLDER_SECRET));
     }
-    if raw.allowed_redirect_uris.is_empty() {
+    // A provider used only through the relay needs no list: `/token` accepts its callback_url.
+    if raw.allowed_redirect_uris.is_empty() && raw.relay.is_none() {
         return Err(ConfigError::new(
             key("allowed_redirect_uris"),
-            "is empty: list the exact redirect URIs your app registered",
+            "is empty: list the exact redirect URIs your app registered (or configure a relay)",
         ));
     }
     for (i, uri) in raw.allowed_redirect_uris.iter().enumerate() {

@@ -1131,3 +1131,59 @@ async fn after_a_reload_that_changes_client_id_authorize_keeps_the_one_token_use
         "codes must be issued to the client id /token exchanges them with until the restart"
     );
 }
+
+#[tokio::test]
+async fn a_relay_only_provider_needs_no_allowlist_and_token_accepts_only_its_callback() {
+    const CALLBACK: &str = "https://proxy.example.com/api/v1/kick/callback";
+    let relay = format!("callback_url = {CALLBACK:?}\nsealing_secret = {SEALING_SECRET:?}\n");
+    let relay_only = config_with_relay(&relay).replace(
+        "allowed_redirect_uris = [\"http://localhost:1420/auth/callback\"]",
+        "allowed_redirect_uris = []",
+    );
+    let settings = Settings::from_toml_with_env(&relay_only, []).expect("a relay-only provider");
+    assert_eq!(
+        settings.providers["kick"].accepted_redirect_uris(),
+        [CALLBACK]
+    );
+
+    let (without_relay, _) = relay_only
+        .split_once("[providers.kick.relay]")
+        .expect("a relay table");
+    let refused = Settings::from_toml_with_env(without_relay, [])
+        .expect_err("an empty allowlist without a relay");
+    assert!(
+        refused
+            .to_string()
+            .contains("providers.kick.allowed_redirect_uris"),
+        "{refused}"
+    );
+
+    let app = spawn_app_with(|toml| {
+        format!(
+            "{}\n[providers.kick.relay]\n{relay}",
+            toml.lines()
+                .map(|line| if line.starts_with("allowed_redirect_uris") {
+                    "allowed_redirect_uris = []"
+                } else {
+                    line
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+    .await;
+    app.upstream_answers(
+        wiremock::ResponseTemplate::new(200).set_body_json(crate::helpers::kick_tokens()),
+        1,
+    )
+    .await;
+    let answer = app.post_json("/api/v1/kick/token", &exchange_body()).await;
+    crate::helpers::assert_error(answer, 400, "invalid_request").await;
+    let answer = app
+        .post_json(
+            "/api/v1/kick/token",
+            &json!({"code": CODE, "code_verifier": VERIFIER, "redirect_uri": CALLBACK}),
+        )
+        .await;
+    assert_eq!(answer.status(), 200);
+}
