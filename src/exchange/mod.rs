@@ -177,8 +177,8 @@ impl Exchange {
     }
 
     /// Exchange or refresh: the replay cache first, then one shared provider call per identical
-    /// request. The call runs in its own task, so a caller that gives up does not cut it in half:
-    /// its answer lands in the replay cache for the caller's retry.
+    /// request. A caller that gives up does not cut the call in half: it moves to a task of its
+    /// own ([`Flights::run`]) and its answer lands in the replay cache for the caller's retry.
     pub async fn redeem(&self, provider: &Arc<Provider>, input: Redeem) -> Reply {
         let endpoint = input.endpoint();
         let replay = self.replay();
