@@ -57,14 +57,15 @@ impl Redeem {
     }
 
     /// The request's secret inputs: what the replay index and key are derived from.
-    fn secrets(&self) -> Vec<&str> {
+    /// (Passed to `f` as a slice on the stack: no list is allocated per request.)
+    fn with_secrets<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
         match self {
             Self::Code {
                 code,
                 verifier,
                 redirect_uri,
-            } => vec![code.secret(), verifier.secret(), redirect_uri],
-            Self::Refresh(token) => vec![token.secret()],
+            } => f(&[code.secret(), verifier.secret(), redirect_uri]),
+            Self::Refresh(token) => f(&[token.secret()]),
         }
     }
 
@@ -182,7 +183,8 @@ impl Exchange {
     pub async fn redeem(&self, provider: &Arc<Provider>, input: Redeem) -> Reply {
         let endpoint = input.endpoint();
         let replay = self.replay();
-        let key = replay.key(&provider.label.name, endpoint.as_str(), &input.secrets());
+        let key = input
+            .with_secrets(|secrets| replay.key(&provider.label.name, endpoint.as_str(), secrets));
         if let Some(body) = replay.get(&key) {
             return replayed(body);
         }
