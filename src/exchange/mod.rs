@@ -390,7 +390,7 @@ trait IntoBody {
 
 impl IntoBody for TokenResponse {
     fn into_body(self) -> bytes::Bytes {
-        self.to_json().into()
+        self.into_json().into()
     }
 }
 
