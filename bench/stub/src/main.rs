@@ -306,7 +306,6 @@ fn proxy_like_client(ca: &reqwest::Certificate) -> reqwest::Client {
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
-        .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .user_agent("kick-oauth-proxy/bench-probe")
