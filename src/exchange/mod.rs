@@ -31,7 +31,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-/// A validated grant to redeem, owned so the provider call can run in its own task.
+/// A validated grant to redeem, owned so the provider call can finish in a task of its own if its
+/// caller goes away.
 #[derive(Debug)]
 pub enum Redeem {
     /// Authorization code with PKCE (RFC 6749 §4.1.3, RFC 7636 §4.5).
