@@ -8,9 +8,11 @@
 use crate::secret::{AuthorizationCode, CodeVerifier, RefreshToken};
 pub use oauth_types::is_valid_verifier;
 pub use oauth_types::{OAuthErrorCode, TokenTypeHint};
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The secrets of one request that a provider's text must never carry back to the caller: the
@@ -95,15 +97,22 @@ fn carries_secret(raw: &str, shown: &str, secret: &str) -> bool {
 /// A successful token response (RFC 6749 §5.1), normalised: `expires_in` an integer, `scope` one
 /// space-separated string, `token_type` `Bearer`; everything else passes through unchanged.
 ///
+/// Held as the JSON the caller gets, written once while the provider's body is read: the known
+/// fields first, in [`KNOWN_FIELDS`] order, then the others by name (as a JSON object map orders
+/// them), a name sent twice counting once with its last value. Strings are borrowed from the
+/// provider's body while it is read, not copied into a tree of values.
+///
 /// Its `Debug` shows field names only: every value may be a credential.
 pub struct TokenResponse {
-    fields: Map<String, Value>,
+    json: Vec<u8>,
+    expires_in: Option<u64>,
 }
 
 impl fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields: Map<String, Value> = serde_json::from_slice(&self.json).unwrap_or_default();
         f.debug_struct("TokenResponse")
-            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .field("fields", &fields.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -117,7 +126,7 @@ pub enum TokenResponseError {
     NoAccessToken,
 }
 
-/// The order fields are written in; the rest follow as the provider sent them.
+/// The order fields are written in; the rest follow, ordered by name.
 const KNOWN_FIELDS: [&str; 5] = [
     "access_token",
     "token_type",
@@ -129,72 +138,233 @@ const KNOWN_FIELDS: [&str; 5] = [
 impl TokenResponse {
     /// Parses and normalises a provider's 2xx body, whatever its `Content-Type` said.
     pub fn from_provider_body(body: &[u8]) -> Result<Self, TokenResponseError> {
-        let mut fields: Map<String, Value> =
+        let Provided { known, mut others } =
             serde_json::from_slice(body).map_err(|_| TokenResponseError::NotJson)?;
-        match fields.get("access_token") {
-            Some(Value::String(token)) if !token.is_empty() => {}
+        let [access_token, token_type, expires_in, refresh_token, scope] = known;
+        let access_token = match access_token {
+            Some(Field::Str(token)) if !token.is_empty() => token,
             _ => return Err(TokenResponseError::NoAccessToken),
-        }
-        let token_type = match fields.get("token_type") {
-            Some(Value::String(t)) if !t.eq_ignore_ascii_case("bearer") => t.clone(),
-            _ => "Bearer".to_owned(),
         };
-        fields.insert("token_type".into(), Value::String(token_type));
-        if let Some(expires_in) = fields.remove("expires_in") {
-            match normalize_expires_in(&expires_in) {
-                Some(secs) => {
-                    fields.insert("expires_in".into(), Value::from(secs));
-                }
-                None => tracing::warn!(
+        let mut out = Json::with_capacity(body.len() + 32);
+        out.string_field("access_token", &access_token);
+        match &token_type {
+            Some(Field::Str(t)) if !t.eq_ignore_ascii_case("bearer") => {
+                out.string_field("token_type", t);
+            }
+            _ => out.string_field("token_type", "Bearer"),
+        }
+        let expires_in = expires_in.and_then(|value| {
+            let secs = match &value {
+                Field::Str(s) => s.trim().parse::<u64>().ok(),
+                Field::Other(v) => normalize_expires_in(v),
+            };
+            if secs.is_none() {
+                tracing::warn!(
                     "provider sent an expires_in that is not a non-negative integer; omitted"
-                ),
+                );
+            }
+            secs
+        });
+        if let Some(secs) = expires_in {
+            out.key("expires_in");
+            out.value(&secs);
+        }
+        match refresh_token {
+            None | Some(Field::Other(Value::Null)) => {}
+            Some(value) => out.field("refresh_token", &value),
+        }
+        match scope {
+            None => {}
+            Some(Field::Str(s)) => out.string_field("scope", &s),
+            Some(Field::Other(Value::Array(items))) => {
+                let joined: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                out.string_field("scope", &joined.join(" "));
+            }
+            Some(Field::Other(_)) => {
+                tracing::warn!("provider sent a scope that is neither a string nor a list; omitted")
             }
         }
-        if let Some(scope) = fields.remove("scope") {
-            match scope {
-                Value::String(s) => {
-                    fields.insert("scope".into(), Value::String(s));
-                }
-                Value::Array(items) => {
-                    let joined: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-                    fields.insert("scope".into(), Value::String(joined.join(" ")));
-                }
-                _ => tracing::warn!(
-                    "provider sent a scope that is neither a string nor a list; omitted"
-                ),
-            }
+        // As a JSON object map keeps them: ordered by name, the last of a name sent twice.
+        others.reverse();
+        others.sort_by(|a, b| a.0.cmp(&b.0));
+        others.dedup_by(|later, first| later.0 == first.0);
+        for (name, value) in &others {
+            out.field(name, value);
         }
-        if matches!(fields.get("refresh_token"), Some(Value::Null)) {
-            fields.remove("refresh_token");
-        }
-        Ok(Self { fields })
+        Ok(Self {
+            json: out.finish(),
+            expires_in,
+        })
     }
 
     /// The normalised `expires_in`, if any.
     pub fn expires_in(&self) -> Option<u64> {
-        self.fields.get("expires_in").and_then(Value::as_u64)
+        self.expires_in
     }
 
     /// The response body, JSON.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        self.json.clone()
+    }
+
+    /// The response body, JSON, without a copy.
+    pub fn into_json(self) -> Vec<u8> {
+        self.json
     }
 }
 
-impl Serialize for TokenResponse {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.fields.len()))?;
-        for key in KNOWN_FIELDS {
-            if let Some(v) = self.fields.get(key) {
-                map.serialize_entry(key, v)?;
+/// A provider's token response as read: the known fields by position in [`KNOWN_FIELDS`], the
+/// others in the order sent.
+struct Provided<'a> {
+    known: [Option<Field<'a>>; 5],
+    others: Vec<(Cow<'a, str>, Field<'a>)>,
+}
+
+/// One field's value: a string (borrowed from the body unless it held an escape), or any other
+/// JSON value.
+enum Field<'a> {
+    Str(Cow<'a, str>),
+    Other(Value),
+}
+
+impl<'de> Deserialize<'de> for Provided<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Provided<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Provided<'de>, A::Error> {
+                let mut provided = Provided {
+                    known: Default::default(),
+                    others: Vec::new(),
+                };
+                while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+                    let value = map.next_value::<Field<'de>>()?;
+                    match KNOWN_FIELDS.iter().position(|known| *known == name) {
+                        Some(at) => provided.known[at] = Some(value),
+                        None => provided.others.push((name, value)),
+                    }
+                }
+                Ok(provided)
             }
         }
-        for (k, v) in &self.fields {
-            if !KNOWN_FIELDS.contains(&k.as_str()) {
-                map.serialize_entry(k, v)?;
+        d.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// A field name, borrowed from the body unless it held an escape.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v)))
             }
         }
-        map.end()
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Field<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::from(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Field<'de>, A::Error> {
+                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Field::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Field<'de>, A::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map)).map(Field::Other)
+            }
+        }
+        d.deserialize_any(FieldVisitor)
+    }
+}
+
+/// A JSON object written field by field, as `serde_json::to_vec` writes a map.
+struct Json(Vec<u8>);
+
+impl Json {
+    fn with_capacity(capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(capacity);
+        out.push(b'{');
+        Self(out)
+    }
+
+    fn key(&mut self, name: &str) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        self.string(name);
+        self.0.push(b':');
+    }
+
+    fn string(&mut self, value: &str) {
+        self.value(value);
+    }
+
+    fn value<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
+        // Writing into a Vec cannot fail, nor can serialising a string, a number or a `Value`.
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn string_field(&mut self, name: &str, value: &str) {
+        self.key(name);
+        self.string(value);
+    }
+
+    fn field(&mut self, name: &str, value: &Field<'_>) {
+        self.key(name);
+        match value {
+            Field::Str(s) => self.string(s),
+            Field::Other(v) => self.value(v),
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'}');
+        self.0
     }
 }
 

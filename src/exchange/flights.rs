@@ -3,12 +3,16 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use tokio::sync::watch;
 
-/// Concurrent identical requests share one execution: the first runs it in its own task (so a
-/// caller that disconnects does not cancel a provider call half-way), the others wait for its
-/// result.
+/// Concurrent identical requests share one execution: the first runs it, the others wait for its
+/// result. The first caller polls the execution itself (no task, no hand-off between tasks when
+/// nothing is shared); if that caller is dropped before it finishes (the client disconnected), the
+/// rest of the execution moves to a task of its own, so a provider call is never cut half-way.
 pub struct Flights<T> {
     inflight: Arc<Mutex<InFlight<T>>>,
 }
@@ -24,39 +28,57 @@ impl<T> Default for Flights<T> {
     }
 }
 
+/// What a caller does: lead the execution, or wait for the one in flight.
+enum Role<T: Send + 'static> {
+    Lead(Detached<Option<T>>),
+    Wait(watch::Receiver<Option<T>>),
+}
+
 impl<T: Clone + Send + Sync + 'static> Flights<T> {
     /// Runs `work` unless an identical one (same `index`) is in flight; either way, its result.
-    /// `shared` in the answer is true when this caller waited on another's execution.
+    /// `shared` in the answer is true when this caller waited on another's execution. `None` when
+    /// the execution panicked.
     pub async fn run<F>(&self, index: [u8; 32], work: F) -> Option<(T, bool)>
     where
         F: Future<Output = T> + Send + 'static,
     {
-        let (mut receiver, shared) = {
+        let role = {
             let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
             match inflight.get(&index) {
-                Some(receiver) => (receiver.clone(), true),
+                Some(receiver) => Role::Wait(receiver.clone()),
                 None => {
                     let (sender, receiver) = watch::channel(None);
-                    inflight.insert(index, receiver.clone());
+                    inflight.insert(index, receiver);
                     let map = Arc::clone(&self.inflight);
-                    tokio::spawn(async move {
+                    Role::Lead(Detached(Some(Box::pin(async move {
                         // Leaves the map however the work ends, a panic included, so a failed
                         // flight cannot leave identical requests waiting on a dead channel.
                         let leave = LeaveOnDrop { map, index };
-                        let result = work.await;
+                        let result = catch_unwind(work).await;
                         // Leave the map, then publish. A request arriving after this finds the
                         // replay entry the work stored (replay on), or makes its own call
                         // (replay off): it must not share an answer that is already complete,
                         // which would be a replay the operator turned off.
                         drop(leave);
-                        let _ = sender.send(Some(result));
-                    });
-                    (receiver, false)
+                        // Out of the map, no new waiter can appear: without one, nothing to copy.
+                        // A panic drops the sender unsent, and the waiters get `None`.
+                        if let Some(value) = &result {
+                            if sender.receiver_count() > 0 {
+                                let _ = sender.send(Some(value.clone()));
+                            }
+                        }
+                        result
+                    }))))
                 }
             }
         };
-        let result = receiver.wait_for(Option::is_some).await.ok()?.clone();
-        result.map(|value| (value, shared))
+        match role {
+            Role::Lead(flight) => flight.await.map(|value| (value, false)),
+            Role::Wait(mut receiver) => {
+                let result = receiver.wait_for(Option::is_some).await.ok()?.clone();
+                result.map(|value| (value, true))
+            }
+        }
     }
 
     /// Executions in flight.
@@ -66,6 +88,53 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+/// `work`'s output, or `None` if polling it panicked (as a spawned task's panic would be caught).
+async fn catch_unwind<F: Future>(work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Some(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        }
+    })
+    .await
+}
+
+/// A flight polled by the caller that leads it. Dropped unfinished (the caller went away), it
+/// hands the rest of the execution to a task of its own, which finishes and publishes it.
+struct Detached<O: Send + 'static>(Option<Pin<Box<dyn Future<Output = O> + Send>>>);
+
+impl<O: Send + 'static> Future for Detached<O> {
+    type Output = O;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        let Some(flight) = self.0.as_mut() else {
+            // Finished already; `.await` never polls again.
+            return Poll::Pending;
+        };
+        let output = std::task::ready!(flight.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<O: Send + 'static> Drop for Detached<O> {
+    fn drop(&mut self) {
+        let Some(flight) = self.0.take() else {
+            return;
+        };
+        // Outside a runtime (it is shutting down) nothing could run it: it is dropped, and its
+        // waiters see the flight end without a result, as when a task is cancelled at shutdown.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // The output is published by the flight itself; nobody reads it here.
+            runtime.spawn(async move {
+                let _ = flight.await;
+            });
+        }
     }
 }
 

@@ -31,7 +31,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-/// A validated grant to redeem, owned so the provider call can run in its own task.
+/// A validated grant to redeem, owned so the provider call can finish in a task of its own if its
+/// caller goes away.
 #[derive(Debug)]
 pub enum Redeem {
     /// Authorization code with PKCE (RFC 6749 §4.1.3, RFC 7636 §4.5).
@@ -57,14 +58,15 @@ impl Redeem {
     }
 
     /// The request's secret inputs: what the replay index and key are derived from.
-    fn secrets(&self) -> Vec<&str> {
+    /// (Passed to `f` as a slice on the stack: no list is allocated per request.)
+    fn with_secrets<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
         match self {
             Self::Code {
                 code,
                 verifier,
                 redirect_uri,
-            } => vec![code.secret(), verifier.secret(), redirect_uri],
-            Self::Refresh(token) => vec![token.secret()],
+            } => f(&[code.secret(), verifier.secret(), redirect_uri]),
+            Self::Refresh(token) => f(&[token.secret()]),
         }
     }
 
@@ -177,12 +179,13 @@ impl Exchange {
     }
 
     /// Exchange or refresh: the replay cache first, then one shared provider call per identical
-    /// request. The call runs in its own task, so a caller that gives up does not cut it in half:
-    /// its answer lands in the replay cache for the caller's retry.
+    /// request. A caller that gives up does not cut the call in half: it moves to a task of its
+    /// own ([`Flights::run`]) and its answer lands in the replay cache for the caller's retry.
     pub async fn redeem(&self, provider: &Arc<Provider>, input: Redeem) -> Reply {
         let endpoint = input.endpoint();
         let replay = self.replay();
-        let key = replay.key(&provider.label.name, endpoint.as_str(), &input.secrets());
+        let key = input
+            .with_secrets(|secrets| replay.key(&provider.label.name, endpoint.as_str(), secrets));
         if let Some(body) = replay.get(&key) {
             return Reply::replayed(body);
         }
@@ -381,7 +384,7 @@ trait IntoBody {
 
 impl IntoBody for TokenResponse {
     fn into_body(self) -> bytes::Bytes {
-        self.to_json().into()
+        self.into_json().into()
     }
 }
 

@@ -5,7 +5,7 @@
 //! - [`shed`]: a cap on concurrent API requests, 503 `temporarily_unavailable` at once beyond it;
 //! - [`cors`]: an exact-origin CORS allowlist for webview clients, off by default.
 //!
-//! They are layers (tower / `axum::middleware`), assembled in [`crate::server::router`]; nothing
+//! They are tower layers, assembled in [`crate::server::router`]; nothing
 //! here is called from a handler. [`Limits::new`] parses the settings once, so the per-request
 //! work is a lookup and an atomic operation or two.
 
@@ -15,8 +15,8 @@ pub mod rate;
 pub mod shed;
 
 pub use client_ip::TrustedProxies;
-pub use rate::{rate_limit, RateLimit};
-pub use shed::{load_shed, LoadShed};
+pub use rate::RateLimit;
+pub use shed::LoadShed;
 
 use crate::config::Settings;
 use crate::reply::Endpoint;

@@ -22,22 +22,27 @@ use super::client_ip::{request_client_ip, TrustedProxies};
 use crate::config::Bucket;
 use crate::reply::{ApiError, Endpoint, Reply};
 use crate::state::{Decision, RateQuota, SharedState};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use pin_project_lite::pin_project;
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tower::{Layer, Service};
 
 /// How often idle buckets are forgotten.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 type Limiter = DefaultKeyedRateLimiter<IpAddr>;
 
-/// One endpoint's limit, the state of the [`rate_limit`] middleware. Cheap to clone.
+/// One endpoint's limit; as a [`Layer`], its middleware ([`Limited`]). Cheap to clone.
 #[derive(Clone)]
 pub struct RateLimit {
     inner: Option<Arc<Inner>>,
@@ -136,30 +141,114 @@ fn spawn_sweeper(weak: Weak<Inner>) {
     });
 }
 
-/// Middleware: one request from the client's bucket, or 429 `slow_down` with `Retry-After`
-/// (RFC 6585 §4, RFC 9110 §10.2.3).
-pub async fn rate_limit(State(limit): State<RateLimit>, request: Request, next: Next) -> Response {
-    let Some(inner) = &limit.inner else {
-        return next.run(request).await;
-    };
-    let client = request_client_ip(&request, &limit.trusted);
-    if let Err(wait) = inner.check(client) {
-        return too_many_requests(inner.endpoint, wait);
-    }
-    if let Some((shared, quota)) = &inner.shared {
-        let key = shared
-            .keys()
-            .rate_key(inner.endpoint.as_str(), bucket_key(client));
-        match shared.store().gcra(&key, *quota).await {
-            Ok(Decision::Allow) => {}
-            Ok(Decision::Deny { retry_after }) => {
-                return too_many_requests(inner.endpoint, retry_after)
-            }
-            // The local decision stands.
-            Err(_) => crate::state::record_fallback("gcra"),
+impl<S> Layer<S> for RateLimit {
+    type Service = Limited<S>;
+
+    fn layer(&self, inner: S) -> Limited<S> {
+        Limited {
+            limit: self.clone(),
+            inner,
         }
     }
-    next.run(request).await
+}
+
+/// Middleware: one request from the client's bucket, or 429 `slow_down` with `Retry-After`
+/// (RFC 6585 §4, RFC 9110 §10.2.3). A plain tower service: with the limit off, or with local
+/// buckets only, nothing is boxed per request; only the shared store's round trip is.
+#[derive(Clone)]
+pub struct Limited<S> {
+    limit: RateLimit,
+    inner: S,
+}
+
+impl<S> Service<Request> for Limited<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RateFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let Some(inner) = &self.limit.inner else {
+            return RateFuture::Admitted {
+                inner: self.inner.call(request),
+            };
+        };
+        let client = request_client_ip(&request, &self.limit.trusted);
+        if let Err(wait) = inner.check(client) {
+            return RateFuture::Refused {
+                response: Some(too_many_requests(inner.endpoint, wait)),
+            };
+        }
+        let Some((shared, quota)) = &inner.shared else {
+            return RateFuture::Admitted {
+                inner: self.inner.call(request),
+            };
+        };
+        let (shared, quota, endpoint) = (shared.clone(), *quota, inner.endpoint);
+        // The service that was made ready goes with the request; this one keeps a fresh clone.
+        let clone = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, clone);
+        RateFuture::Shared {
+            future: Box::pin(async move {
+                let key = shared
+                    .keys()
+                    .rate_key(endpoint.as_str(), bucket_key(client));
+                match shared.store().gcra(&key, quota).await {
+                    Ok(Decision::Allow) => {}
+                    Ok(Decision::Deny { retry_after }) => {
+                        return Ok(too_many_requests(endpoint, retry_after))
+                    }
+                    // The local decision stands.
+                    Err(_) => crate::state::record_fallback("gcra"),
+                }
+                let mut service = service;
+                service.call(request).await
+            }),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Limited`].
+    #[project = RateProjection]
+    pub enum RateFuture<F> {
+        /// Let through: the inner service's answer.
+        Admitted {
+            #[pin]
+            inner: F,
+        },
+        /// 429, at once.
+        Refused { response: Option<Response> },
+        /// Let through locally; the shared store decides, then the inner service answers.
+        Shared {
+            future: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>,
+        },
+    }
+}
+
+impl<F> Future for RateFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RateProjection::Admitted { inner } => inner.poll(cx),
+            RateProjection::Refused { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            RateProjection::Shared { future } => future.as_mut().poll(cx),
+        }
+    }
 }
 
 /// Whole seconds to wait, rounded up, at least 1.

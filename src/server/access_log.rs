@@ -3,66 +3,155 @@
 
 use crate::reply::{Outcome, REQUEST_ID};
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Method};
 use axum::response::Response;
+use pin_project_lite::pin_project;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
+use tower::{Layer, Service};
 
-/// One structured line per request. It holds no body, header or query value: only the route
-/// template, ids we generated or validated, statuses and codes.
-pub async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .filter(|v| is_sane_request_id(v.as_bytes()))
-        .cloned()
-        .unwrap_or_else(|| {
-            let mut buffer = uuid::Uuid::encode_buffer();
-            let id = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
-            HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("invalid"))
-        });
-    // MatchedPath is reference-counted: cloning it copies no string.
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
-    let method = request.method().clone();
-    let mut response = next.run(request).await;
-    let status = response.status().as_u16();
-    let outcome = response
-        .extensions_mut()
-        .remove::<Outcome>()
-        .unwrap_or_default();
-    let id = request_id.to_str().unwrap_or("invalid");
-    let elapsed = started.elapsed();
-    crate::metrics::record_request(&outcome, route, status, elapsed);
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    macro_rules! line {
-        ($level:ident) => {
-            tracing::$level!(
-                request_id = id,
-                method = %method,
-                route,
-                provider = outcome.provider.as_ref().map(|p| p.name.as_str()),
-                endpoint = outcome.endpoint,
-                status,
-                error = outcome.error.as_deref(),
-                upstream = outcome.upstream,
-                upstream_status = outcome.upstream_status,
-                served_from = outcome.served_from,
-                latency_ms,
-                "request"
-            )
+/// One structured line per request, and `x-request-id` on every response. It holds no body,
+/// header or query value: only the route template, ids we generated or validated, statuses and
+/// codes.
+///
+/// A plain tower layer rather than `axum::middleware::from_fn`: its future is the inner one plus
+/// what the line needs, with no box and no copy of the rest of the stack per request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AccessLogLayer;
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog { inner }
+    }
+}
+
+/// The service of [`AccessLogLayer`].
+#[derive(Clone, Debug)]
+pub struct AccessLog<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for AccessLog<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = AccessLogFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let request_id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .filter(|v| is_sane_request_id(v.as_bytes()))
+            .cloned()
+            .unwrap_or_else(|| {
+                let mut buffer = uuid::Uuid::encode_buffer();
+                let id = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
+                HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("invalid"))
+            });
+        // MatchedPath is reference-counted: cloning it copies no string.
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        let line = Line {
+            started,
+            request_id,
+            matched,
+            method: request.method().clone(),
         };
+        AccessLogFuture {
+            inner: self.inner.call(request),
+            line: Some(line),
+        }
     }
-    if route == "/healthz" || route == "/readyz" {
-        line!(debug);
-    } else {
-        line!(info);
+}
+
+pin_project! {
+    /// The response future of [`AccessLog`]: the inner future, then the line.
+    pub struct AccessLogFuture<F> {
+        #[pin]
+        inner: F,
+        line: Option<Line>,
     }
-    response
-        .headers_mut()
-        .insert(REQUEST_ID.clone(), request_id);
-    response
+}
+
+impl<F> Future for AccessLogFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = ready!(this.inner.poll(cx));
+        if let Some(line) = this.line.take() {
+            line.write(&mut response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// What the line needs from the request, kept until the response is ready.
+struct Line {
+    started: Instant,
+    request_id: HeaderValue,
+    matched: Option<MatchedPath>,
+    method: Method,
+}
+
+impl Line {
+    /// Writes the line and puts `x-request-id` on the response.
+    fn write(self, response: &mut Response) {
+        let route = self
+            .matched
+            .as_ref()
+            .map_or("(unmatched)", MatchedPath::as_str);
+        let method = &self.method;
+        let status = response.status().as_u16();
+        let outcome = response
+            .extensions_mut()
+            .remove::<Outcome>()
+            .unwrap_or_default();
+        let id = self.request_id.to_str().unwrap_or("invalid");
+        let elapsed = self.started.elapsed();
+        crate::metrics::record_request(&outcome, route, status, elapsed);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    request_id = id,
+                    method = %method,
+                    route,
+                    provider = outcome.provider.as_ref().map(|p| p.name.as_str()),
+                    endpoint = outcome.endpoint,
+                    status,
+                    error = outcome.error.as_deref(),
+                    upstream = outcome.upstream,
+                    upstream_status = outcome.upstream_status,
+                    served_from = outcome.served_from,
+                    latency_ms,
+                    "request"
+                )
+            };
+        }
+        if route == "/healthz" || route == "/readyz" {
+            line!(debug);
+        } else {
+            line!(info);
+        }
+        response
+            .headers_mut()
+            .insert(REQUEST_ID.clone(), self.request_id);
+    }
 }
 
 /// Up to 128 characters of `[A-Za-z0-9._:-]`, so a caller cannot inject log syntax.

@@ -1,11 +1,10 @@
 //! [`router`]: the one place routes and layers are assembled; tests drive the same router.
 
-use super::access_log;
+use super::access_log::AccessLogLayer;
 use crate::api::{handlers, health, openapi, relay, AppState};
-use crate::front_door::{self, Limits};
+use crate::front_door::Limits;
 use crate::reply::ApiError;
 use axum::http::{header, HeaderValue};
-use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -21,28 +20,22 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// only: `/healthz` and `/readyz` keep answering under overload and are never limited.
 pub fn router(state: AppState) -> Router {
     let limits = Limits::new(&state.settings(), state.exchange().shared());
-    let rate = |limit: &front_door::RateLimit| {
-        middleware::from_fn_with_state(limit.clone(), front_door::rate_limit)
-    };
     let api = Router::new()
         .route(
             "/api/v1/{provider}/token",
-            post(handlers::token).route_layer(rate(&limits.token)),
+            post(handlers::token).route_layer(limits.token.clone()),
         )
         .route(
             "/api/v1/{provider}/refresh",
-            post(handlers::refresh).route_layer(rate(&limits.refresh)),
+            post(handlers::refresh).route_layer(limits.refresh.clone()),
         )
         .route(
             "/api/v1/{provider}/revoke",
-            post(handlers::revoke).route_layer(rate(&limits.revoke)),
+            post(handlers::revoke).route_layer(limits.revoke.clone()),
         )
         // GET /api/v1/{provider}/authorize and /callback, behind load shedding too.
         .merge(relay::router())
-        .route_layer(middleware::from_fn_with_state(
-            limits.shed.clone(),
-            front_door::load_shed,
-        ));
+        .route_layer(limits.shed.clone());
     let hsts = state.settings().server.tls.is_some();
     let mut app = api
         .route("/healthz", get(health::healthz))
@@ -61,7 +54,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         ));
     }
-    app.layer(middleware::from_fn(access_log::log_request))
+    app.layer(AccessLogLayer)
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,

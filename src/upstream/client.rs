@@ -6,9 +6,11 @@ use arc_swap::ArcSwap;
 use std::time::Duration;
 
 impl ProviderSettings {
-    /// The HTTP client for this provider: rustls, no redirects, pooled connections, the deadline as
-    /// a backstop (the caller also enforces it around body reading). It trusts the built-in
-    /// (webpki) roots plus the certificates of `ca_file`, if set.
+    /// The HTTP client for this provider: rustls, no redirects, pooled connections, the deadline on
+    /// connecting. The whole call's deadline (connect, send, the whole body, the next-secret
+    /// attempt) is enforced once around it, by `Upstream::send`'s `timeout_at`: a second total
+    /// timeout here would only arm a second timer (and box it) for every request. It trusts the
+    /// built-in (webpki) roots plus the certificates of `ca_file`, if set.
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
         let mut builder = reqwest::Client::builder();
         for certificate in self.ca_certificates.certificates() {
@@ -18,7 +20,6 @@ impl ProviderSettings {
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.timeout)
-            .timeout(self.timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             // A burst opens one connection per call in flight; keep a warm pool, not all of them
             // (the benchmark saw ~70 KB per pooled connection held for 90 s after a burst).

@@ -22,6 +22,13 @@ pub use error::UpstreamError;
 /// At most this much of a provider response is read (contract: 64 KiB).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// `Accept` of a token request, built once.
+const ACCEPT_JSON: reqwest::header::HeaderValue =
+    reqwest::header::HeaderValue::from_static("application/json");
+/// `Content-Type` of a token request (RFC 6749 §4.1.3, §6), built once.
+const FORM_URLENCODED: reqwest::header::HeaderValue =
+    reqwest::header::HeaderValue::from_static("application/x-www-form-urlencoded");
+
 use crate::config::ClientAuth;
 use crate::oauth::{OAuthErrorCode, RequestSecrets, TokenResponse};
 use crate::providers::{Dialect, RevokeStyle};
@@ -147,47 +154,49 @@ impl Upstream {
         credentials: &Credentials,
         deadline: tokio::time::Instant,
     ) -> Result<Answer<TokenResponse>, UpstreamError> {
-        let secret = client_secret.secret();
-        let (mut form, secrets): (Vec<(&str, &str)>, RequestSecrets<'_>) = match grant {
-            Grant::AuthorizationCode {
-                code,
-                verifier,
-                redirect_uri,
-            } => (
-                vec![
-                    ("grant_type", "authorization_code"),
-                    ("code", code.secret()),
-                    ("redirect_uri", redirect_uri),
-                    ("code_verifier", verifier.secret()),
-                ],
-                RequestSecrets::code(code, verifier),
-            ),
-            Grant::RefreshToken(token) => (
-                vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", token.secret()),
-                ],
-                RequestSecrets::refresh(token),
-            ),
+        // The form, encoded once into one buffer; a connect retry sends the same bytes again.
+        let (form, grant_type, secrets) = {
+            let mut form = url::form_urlencoded::Serializer::new(String::with_capacity(384));
+            let post_credentials = |form: &mut url::form_urlencoded::Serializer<'_, String>| {
+                if self.client_auth == ClientAuth::ClientSecretPost {
+                    // Kick's documented order: the credentials right after the grant.
+                    form.append_pair("client_id", &self.client_id);
+                    form.append_pair("client_secret", client_secret.secret());
+                }
+            };
+            let (grant_type, secrets) = match grant {
+                Grant::AuthorizationCode {
+                    code,
+                    verifier,
+                    redirect_uri,
+                } => {
+                    form.append_pair("grant_type", "authorization_code");
+                    form.append_pair("code", code.secret());
+                    post_credentials(&mut form);
+                    form.append_pair("redirect_uri", redirect_uri);
+                    form.append_pair("code_verifier", verifier.secret());
+                    ("authorization_code", RequestSecrets::code(code, verifier))
+                }
+                Grant::RefreshToken(token) => {
+                    form.append_pair("grant_type", "refresh_token");
+                    form.append_pair("refresh_token", token.secret());
+                    post_credentials(&mut form);
+                    ("refresh_token", RequestSecrets::refresh(token))
+                }
+            };
+            (bytes::Bytes::from(form.finish()), grant_type, secrets)
         };
-        if self.client_auth == ClientAuth::ClientSecretPost {
-            // Kick's documented order: the credentials right after the grant.
-            form.insert(2, ("client_id", &self.client_id));
-            form.insert(3, ("client_secret", secret));
-        }
         // A provider echoing our own secret in a description must not pass it on either: the one
         // sent, and the other one of a rotation.
         let secrets = secrets.with_client_secrets(credentials.secrets());
-        tracing::debug!(
-            grant_type = form[0].1,
-            "calling the provider's token endpoint"
-        );
+        tracing::debug!(grant_type, "calling the provider's token endpoint");
         let build = || {
             self.authenticate(
                 self.client
                     .post(self.token_url.clone())
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .form(&form),
+                    .header(reqwest::header::ACCEPT, ACCEPT_JSON)
+                    .header(reqwest::header::CONTENT_TYPE, FORM_URLENCODED)
+                    .body(form.clone()),
                 client_secret,
             )
         };

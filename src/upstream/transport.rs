@@ -31,7 +31,7 @@ impl Upstream {
             .await
             .unwrap_or(Err(UpstreamError::Timeout(self.timeout)))
             .map_err(|error| match error {
-                // reqwest's own backstop timer fired first: the same deadline.
+                // reqwest's connect timeout fired: the same deadline.
                 UpstreamError::Timeout(_) => UpstreamError::Timeout(self.timeout),
                 other => other,
             })

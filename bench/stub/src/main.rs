@@ -9,7 +9,7 @@
 //!
 //! `kick-bench-stub probe --url URL --ca FILE --stats URL --requests N --concurrency C [--fresh]`
 //!   sends N token requests, C at a time, with a reqwest client built exactly as the proxy builds
-//!   its provider client (`ProviderSettings::client` in src/upstream/mod.rs) plus the test CA, and
+//!   its provider client (`ProviderSettings::client` in src/upstream/client.rs) plus the test CA, and
 //!   prints one JSON line: requests, TLS handshakes and TCP connections the stub saw meanwhile,
 //!   latency percentiles. `--fresh` builds a new client per request (what per-request client setup
 //!   would cost). The proxy itself reaches the TLS port with `providers.<name>.ca_file` set to
@@ -298,7 +298,7 @@ async fn token(
     Ok(response.unwrap_or_default())
 }
 
-/// The proxy's provider client, as built in `ProviderSettings::client` (src/upstream/mod.rs),
+/// The proxy's provider client, as built in `ProviderSettings::client` (src/upstream/client.rs),
 /// plus trust in the benchmark's test CA. Keep the two in step.
 fn proxy_like_client(ca: &reqwest::Certificate) -> reqwest::Client {
     let timeout = Duration::from_secs(10);
@@ -306,7 +306,6 @@ fn proxy_like_client(ca: &reqwest::Certificate) -> reqwest::Client {
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
-        .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .user_agent("kick-oauth-proxy/bench-probe")
