@@ -163,6 +163,21 @@ fn tokens(access: &str, refresh: &str) -> Value {
            "refresh_token": refresh, "scope": "user:read"})
 }
 
+/// A provider whose token endpoint answers every call with the same tokens after `delay`.
+async fn provider(delay: Duration) -> MockServer {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(tokens(ACCESS, NEW_REFRESH))
+                .set_delay(delay),
+        )
+        .mount(&upstream)
+        .await;
+    upstream
+}
+
 async fn post(client: &reqwest::Client, url: String, body: &Value) -> (u16, Option<u64>, String) {
     let response = client.post(url).json(body).send().await.expect("answer");
     let status = response.status().as_u16();
@@ -250,16 +265,7 @@ pub async fn a_retry_on_the_other_replica_gets_the_identical_answer(shared: Shar
 // ---- 2. concurrent identical refreshes on both replicas ---------------------------------------
 
 pub async fn concurrent_refreshes_on_both_replicas_make_one_provider_call(shared: Shared) {
-    let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(tokens(ACCESS, NEW_REFRESH))
-                .set_delay(Duration::from_millis(300)),
-        )
-        .mount(&upstream)
-        .await;
+    let upstream = provider(Duration::from_millis(300)).await;
     let a = Replica::start(&shared, &upstream.uri(), GENEROUS, 200).await;
     let b = Replica::start(&shared, &upstream.uri(), GENEROUS, 200).await;
     let client = http();
@@ -293,12 +299,7 @@ pub async fn concurrent_refreshes_on_both_replicas_make_one_provider_call(shared
 // ---- replay off means off on every replica ------------------------------------------------------
 
 pub async fn with_replay_off_an_identical_request_later_reaches_the_provider_again(shared: Shared) {
-    let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(tokens(ACCESS, NEW_REFRESH)))
-        .mount(&upstream)
-        .await;
+    let upstream = provider(Duration::ZERO).await;
     let a = Replica::start_with_window(&shared, &upstream.uri(), GENEROUS, 200, 0).await;
     let b = Replica::start_with_window(&shared, &upstream.uri(), GENEROUS, 200, 0).await;
     let client = http();
@@ -617,16 +618,7 @@ pub async fn a_store_killed_and_restarted_costs_no_5xx() {
     let Some(mut shared) = Shared::redis() else {
         return;
     };
-    let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(tokens(ACCESS, NEW_REFRESH))
-                .set_delay(Duration::from_millis(20)),
-        )
-        .mount(&upstream)
-        .await;
+    let upstream = provider(Duration::from_millis(20)).await;
     let a = Arc::new(Replica::start(&shared, &upstream.uri(), GENEROUS, 100).await);
     let b = Arc::new(Replica::start(&shared, &upstream.uri(), GENEROUS, 100).await);
     let client = http();
@@ -732,12 +724,7 @@ pub async fn a_frozen_store_costs_only_the_first_few_requests_the_timeout() {
     let Some(mut shared) = Shared::redis() else {
         return;
     };
-    let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(tokens(ACCESS, NEW_REFRESH)))
-        .mount(&upstream)
-        .await;
+    let upstream = provider(Duration::ZERO).await;
     let a = Replica::start(&shared, &upstream.uri(), GENEROUS, 100).await;
     let client = http();
     // Warm: connected, scripts loaded.
@@ -786,12 +773,7 @@ pub async fn a_claim_that_timed_out_but_landed_is_completed_for_a_retry_on_the_o
     let Some(mut shared) = Shared::redis() else {
         return;
     };
-    let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(tokens(ACCESS, NEW_REFRESH)))
-        .mount(&upstream)
-        .await;
+    let upstream = provider(Duration::ZERO).await;
     let a = Replica::start(&shared, &upstream.uri(), GENEROUS, 100).await;
     let b = Replica::start(&shared, &upstream.uri(), GENEROUS, 100).await;
     let client = http();
