@@ -8,7 +8,6 @@ use super::docs;
 use super::extract::MAX_CREDENTIAL_LEN;
 use super::state::AppState;
 use crate::config::relay::Relay;
-use crate::config::Settings;
 use crate::exchange::Provider;
 use crate::oauth::{sanitize_description, OAuthErrorCode, RequestSecrets};
 use crate::relay::seal::{Flow, OpenError};
@@ -120,19 +119,17 @@ pub async fn authorize(
     provider: Result<Path<String>, PathRejection>,
     uri: Uri,
 ) -> Response {
-    let (provider, settings) = match relay_of(&state, provider) {
-        Ok(found) => found,
-        Err(response) => return response.endpoint("authorize"),
-    };
-    let label = provider.label.clone();
-    let Some(relay) = relay_settings(&settings, &label) else {
-        return not_found(Some(label), "authorize");
-    };
-    // The client id `/token` exchanges with: the one the provider was built with (a change
-    // needs a restart), not a reloaded one.
-    let client_id = provider.upstream.client_id();
-    let answer = start(relay, &label.name, client_id, uri.query().unwrap_or(""));
-    finish(answer, label, "authorize")
+    with_relay(&state, provider, "authorize", |relay, provider| {
+        // The client id `/token` exchanges with: the one the provider was built with (a change
+        // needs a restart), not a reloaded one.
+        let client_id = provider.upstream.client_id();
+        start(
+            relay,
+            &provider.label.name,
+            client_id,
+            uri.query().unwrap_or(""),
+        )
+    })
 }
 
 /// `GET /api/v1/{provider}/callback`: opens the sealed state and redirects the code (or the
@@ -167,47 +164,44 @@ pub async fn callback(
     provider: Result<Path<String>, PathRejection>,
     uri: Uri,
 ) -> Response {
-    let (provider, settings) = match relay_of(&state, provider) {
-        Ok(found) => found,
-        Err(response) => return response.endpoint("callback"),
-    };
-    let label = provider.label.clone();
-    let Some(relay) = relay_settings(&settings, &label) else {
-        return not_found(Some(label), "callback");
-    };
-    let answer = come_back(relay, &label.name, uri.query().unwrap_or(""), unix_now());
-    finish(answer, label, "callback")
+    with_relay(&state, provider, "callback", |relay, provider| {
+        come_back(
+            relay,
+            &provider.label.name,
+            uri.query().unwrap_or(""),
+            unix_now(),
+        )
+    })
 }
 
-/// The running provider and the settings in force, or a 404.
-fn relay_of(
+/// Runs one relay step for the running provider with its relay in the settings in force
+/// (reloaded on SIGHUP), and turns the answer into the response; a 404 for an unknown provider or
+/// one without a relay.
+fn with_relay(
     state: &AppState,
     provider: Result<Path<String>, PathRejection>,
-) -> Result<(Arc<Provider>, Arc<Settings>), NotFound> {
-    let provider = provider
+    endpoint: &'static str,
+    step: impl FnOnce(&Relay, &Provider) -> Answer,
+) -> Response {
+    let Some(provider) = provider
         .ok()
         .and_then(|Path(name)| state.exchange().provider(&name).cloned())
-        .ok_or(NotFound)?;
-    Ok((provider, state.settings()))
-}
-
-/// The provider's relay in the settings in force (reloaded on SIGHUP), if it has one.
-fn relay_settings<'a>(settings: &'a Settings, label: &ProviderLabel) -> Option<&'a Relay> {
-    settings
+    else {
+        return not_found(None, endpoint);
+    };
+    let settings = state.settings();
+    let label = provider.label.clone();
+    let Some(relay) = settings
         .providers
         .get(&label.name)
         .and_then(|p| p.relay.as_ref())
+    else {
+        return not_found(Some(label), endpoint);
+    };
+    finish(step(relay, &provider), label, endpoint)
 }
 
 /// An unknown provider.
-struct NotFound;
-
-impl NotFound {
-    fn endpoint(self, endpoint: &'static str) -> Response {
-        not_found(None, endpoint)
-    }
-}
-
 fn not_found(provider: Option<Arc<ProviderLabel>>, endpoint: &'static str) -> Response {
     let mut response = ApiError::NotFound.into_response();
     if let Some(outcome) = response.extensions_mut().get_mut::<Outcome>() {
