@@ -19,9 +19,7 @@ BENCH_DURATION (10), BENCH_REPEAT (3), BENCH_MAX_LOAD / BENCH_LOAD_WAIT (wait fo
 first, as bench.py), BENCH_PROXY_ENV (as bench.py; applies to both binaries). Build the binaries
 first (`cargo build --release --bin kick-oauth-proxy` in each checkout). Standard library only."""
 
-import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -38,11 +36,6 @@ import bench  # noqa: E402
 JSON_OUT = sys.argv[4] if len(sys.argv) == 5 else os.path.join(bench.OUT, "ab.json")
 
 
-def loadavgs():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 def start(name, stub):
     bench.PROXY_BIN = BINS[name]  # read by Proxy() when it spawns the process
     return bench.Proxy(name, stub)
@@ -57,16 +50,11 @@ def med(rows, key):
 
 
 def main():
-    for binary in (*BINS.values(), bench.STUB_BIN):
-        if not os.access(binary, os.X_OK):
-            raise SystemExit(f"{binary} missing: build it first")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, hard), hard))  # inherited by all
-    os.makedirs(bench.WORK, exist_ok=True)
+    bench.prepare((*BINS.values(), bench.STUB_BIN))
     bench.wait_for_quiet()
     info = bench.machine()
     info.update(commits=os.environ.get("BENCH_COMMITS", ""), binaries=BINS,
-                load_start=loadavgs())
+                load_start=bench.loadavgs())
     bench.log(f"load average at start: {info['load_start']}")
     stub = bench.Stub()
     proxies = {}
@@ -84,13 +72,10 @@ def main():
         for p in proxies.values():
             p.stop()
         stub.stop()
-    info["load_end"] = loadavgs()
+    info["load_end"] = bench.loadavgs()
     bench.log(f"load average at end: {info['load_end']}")
     text = table(info)
-    with open(JSON_OUT, "w") as f:
-        json.dump({"machine": info, "points": bench.RESULTS}, f, indent=1)
-    print(text)
-    bench.log(f"written: {JSON_OUT}")
+    bench.write_report(JSON_OUT, info, bench.RESULTS, text)
 
 
 def table(info):

@@ -27,7 +27,6 @@ bench.py). Standard library only."""
 
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -121,21 +120,11 @@ def table(info, points):
     return "\n".join(L) + "\n"
 
 
-def loadavgs():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 def main():
-    for binary in (ALLOC_BIN, bench.STUB_BIN):
-        if not os.access(binary, os.X_OK):
-            raise SystemExit(f"{binary} missing: build it first (see bench/README.md)")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, hard), hard))
-    os.makedirs(bench.WORK, exist_ok=True)
+    bench.prepare((ALLOC_BIN, bench.STUB_BIN))
     bench.wait_for_quiet()
     info = bench.machine()
-    info["load_start"] = loadavgs()
+    info["load_start"] = bench.loadavgs()
     bench.log(f"load average at start: {info['load_start']}")
     stub = bench.Stub()
     proxy = None
@@ -152,12 +141,9 @@ def main():
         if proxy:
             proxy.stop()
         stub.stop()
-    info["load_end"] = loadavgs()
+    info["load_end"] = bench.loadavgs()
     text = table(info, points)
-    with open(JSON_OUT, "w") as f:
-        json.dump({"machine": info, "points": points}, f, indent=1)
-    print(text)
-    bench.log(f"written: {JSON_OUT}")
+    bench.write_report(JSON_OUT, info, points, text)
 
 
 if __name__ == "__main__":

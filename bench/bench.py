@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import socket
 import statistics
@@ -67,6 +66,33 @@ NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
+
+
+def loadavgs():
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg prints them."""
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def prepare(binaries):
+    """What every bench script does first: refuse to start without its `binaries`, raise the
+    open-file limit (inherited by every child: 1,024 connections need it), make WORK."""
+    import resource
+    for binary in binaries:
+        if not os.access(binary, os.X_OK):
+            raise SystemExit(f"{binary} missing: build it first (bench/run.sh builds the proxy "
+                             "and the stub; see bench/README.md for the others)")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, hard), hard))
+    os.makedirs(WORK, exist_ok=True)
+
+
+def write_report(path, info, points, text):
+    """Writes the run's figures as JSON to `path` and prints its Markdown `text`."""
+    with open(path, "w") as f:
+        json.dump({"machine": info, "points": points}, f, indent=1)
+    print(text)
+    log(f"written: {path}")
 
 
 def free_port():

@@ -27,10 +27,8 @@ Environment: PROXY_BIN, STUB_BIN (as bench.py), NGINX_BIN (default `nginx` on th
 /usr/sbin/nginx), BENCH_CONNS, BENCH_DURATION (10), BENCH_REPEAT (3), BENCH_MAX_LOAD /
 BENCH_LOAD_WAIT. Standard library only."""
 
-import json
 import os
 import pwd
-import resource
 import shutil
 import socket
 import statistics
@@ -185,11 +183,6 @@ def point(stub, target, conns, tls):
     return r
 
 
-def loadavgs():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 def table(info, points, names):
     def rows(name, c):
         return [p for p in points if p["target"] == name and p["conns"] == c]
@@ -242,16 +235,11 @@ def table(info, points, names):
 def main():
     if not NGINX_BIN:
         raise SystemExit("nginx not found: apt-get install -y nginx (or set NGINX_BIN)")
-    for binary in (bench.PROXY_BIN, bench.STUB_BIN):
-        if not os.access(binary, os.X_OK):
-            raise SystemExit(f"{binary} missing: build it first (bench/run.sh builds both)")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, hard), hard))  # inherited by all
-    os.makedirs(bench.WORK, exist_ok=True)
+    bench.prepare((bench.PROXY_BIN, bench.STUB_BIN))
     bench.wait_for_quiet()
     info = bench.machine()
     info["nginx"] = bench.sh(f"{NGINX_BIN} -v 2>&1").replace("nginx version: ", "")
-    info["load_start"] = loadavgs()
+    info["load_start"] = bench.loadavgs()
     bench.log(f"load average at start: {info['load_start']}")
     stub = bench.Stub()
     hops = []
@@ -275,13 +263,10 @@ def main():
         for h in hops:
             h.stop()
         stub.stop()
-    info["load_end"] = loadavgs()
+    info["load_end"] = bench.loadavgs()
     names = ["direct"] + [h.name for h in hops]
     text = table(info, points, names)
-    with open(JSON_OUT, "w") as f:
-        json.dump({"machine": info, "points": points}, f, indent=1)
-    print(text)
-    bench.log(f"written: {JSON_OUT}")
+    bench.write_report(JSON_OUT, info, points, text)
 
 
 if __name__ == "__main__":

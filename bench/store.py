@@ -31,10 +31,8 @@ PATH), BENCH_RATE (1000), BENCH_CONNS ("64"), BENCH_DURATION (10), BENCH_REPEAT 
 BENCH_MAX_LOAD / BENCH_LOAD_WAIT, BENCH_STORE_SATURATION=0 to skip the saturation points.
 Standard library only."""
 
-import json
 import os
 import pwd
-import resource
 import secrets
 import shutil
 import socket
@@ -160,11 +158,6 @@ def point(stub, redis, target, conns, pace_ms, section):
     return r
 
 
-def loadavgs():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 def table(info, points):
     def rows(section, name, c):
         return [p for p in points if p["section"] == section and p["target"] == name
@@ -236,15 +229,10 @@ def table(info, points):
 def main():
     if not REDIS_SERVER:
         raise SystemExit("redis-server not found: apt-get install -y redis-server")
-    for binary in (bench.PROXY_BIN, bench.STUB_BIN):
-        if not os.access(binary, os.X_OK):
-            raise SystemExit(f"{binary} missing: build it first (bench/run.sh builds both)")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, hard), hard))
-    os.makedirs(bench.WORK, exist_ok=True)
+    bench.prepare((bench.PROXY_BIN, bench.STUB_BIN))
     bench.wait_for_quiet()
     info = bench.machine()
-    info["load_start"] = loadavgs()
+    info["load_start"] = bench.loadavgs()
     bench.log(f"load average at start: {info['load_start']}")
     stub = bench.Stub()
     redis = Redis()
@@ -276,12 +264,9 @@ def main():
             p.stop()
         redis.stop()
         stub.stop()
-    info["load_end"] = loadavgs()
+    info["load_end"] = bench.loadavgs()
     text = table(info, points)
-    with open(JSON_OUT, "w") as f:
-        json.dump({"machine": info, "points": points}, f, indent=1)
-    print(text)
-    bench.log(f"written: {JSON_OUT}")
+    bench.write_report(JSON_OUT, info, points, text)
 
 
 if __name__ == "__main__":
