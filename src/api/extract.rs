@@ -6,11 +6,13 @@
 use crate::reply::ApiError;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap};
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 use std::time::Duration;
 
 /// Largest request body read (contract: 16 KiB); larger ones get 413 without being read to the end.
@@ -19,14 +21,57 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub const MAX_CREDENTIAL_LEN: usize = 4096;
 
 /// The request's body fields in order; `None` for a JSON value that is not a string.
+///
+/// Parsed once: a name or value that needed no unescaping or percent-decoding (nearly all of
+/// them) is a range of the body the fields keep, not a copy of it.
 #[derive(Default)]
-pub struct Fields(Vec<(String, Option<String>)>);
+pub struct Fields {
+    body: Bytes,
+    fields: Vec<(Text, Option<Text>)>,
+}
+
+/// A field's name or value: where it is in the body, or its decoded text.
+enum Text {
+    InBody(Range<usize>),
+    Decoded(String),
+}
+
+impl Text {
+    /// `text` as found in `body`: a range when it is a slice of it, else a copy.
+    fn new(body: &[u8], text: Cow<'_, str>) -> Self {
+        match text {
+            Cow::Borrowed(slice) => Self::of_slice(body, slice),
+            Cow::Owned(decoded) => Self::Decoded(decoded),
+        }
+    }
+
+    fn of_slice(body: &[u8], slice: &str) -> Self {
+        // Where `slice` starts inside `body`, if it is a part of it (compared as addresses).
+        let start = (slice.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+        let range = start..start.saturating_add(slice.len());
+        match body.get(range.clone()) {
+            Some(part) if part.as_ptr() == slice.as_ptr() => Self::InBody(range),
+            _ => Self::Decoded(slice.to_owned()),
+        }
+    }
+
+    fn as_str<'a>(&'a self, body: &'a [u8]) -> &'a str {
+        match self {
+            // The ranges were made from `&str`s over these same bytes.
+            Self::InBody(range) => body
+                .get(range.clone())
+                .and_then(|part| std::str::from_utf8(part).ok())
+                .unwrap_or_default(),
+            Self::Decoded(text) => text,
+        }
+    }
+}
 
 impl fmt::Debug for Fields {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Names only: values are codes, verifiers and tokens.
         f.debug_list()
-            .entries(self.0.iter().map(|(k, _)| k))
+            .entries(self.fields.iter().map(|(k, _)| k.as_str(&self.body)))
             .finish()
     }
 }
@@ -58,7 +103,7 @@ pub async fn read_fields(request: Request, deadline: Duration) -> Result<Fields,
         Ok(Err(_)) => return Err(invalid("The request body could not be read.")),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    decode(encoding, &bytes)
+    decode(encoding, bytes)
 }
 
 /// Decodes a complete body given its `Content-Type` (the fuzz target's entry point: everything a
@@ -67,25 +112,28 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Fields, Ap
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    decode(encoding(content_type)?, body)
+    decode(encoding(content_type)?, Bytes::copy_from_slice(body))
 }
 
-fn decode(encoding: Encoding, bytes: &[u8]) -> Result<Fields, ApiError> {
-    match encoding {
+fn decode(encoding: Encoding, body: Bytes) -> Result<Fields, ApiError> {
+    let fields = match encoding {
         // JSON is UTF-8 (RFC 8259 §8.1) throughout, ignored fields included: checked first, since
         // the parser only validates the strings it decodes.
-        Encoding::Json => std::str::from_utf8(bytes)
-            .map_err(|_| invalid("The request body is not valid UTF-8."))
-            .and_then(|text| {
-                serde_json::from_str::<Fields>(text)
-                    .map_err(|_| invalid("The request body is not a valid JSON object."))
-            }),
-        Encoding::Form => Ok(Fields(
-            url::form_urlencoded::parse(bytes)
-                .map(|(k, v)| (k.into_owned(), Some(v.into_owned())))
-                .collect(),
-        )),
-    }
+        Encoding::Json => {
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| invalid("The request body is not valid UTF-8."))?;
+            let mut parser = serde_json::Deserializer::from_str(text);
+            let fields = ObjectVisitor { body: &body }
+                .deserialize(&mut parser)
+                .and_then(|fields| parser.end().map(|()| fields))
+                .map_err(|_| invalid("The request body is not a valid JSON object."))?;
+            fields
+        }
+        Encoding::Form => url::form_urlencoded::parse(&body)
+            .map(|(k, v)| (Text::new(&body, k), Some(Text::new(&body, v))))
+            .collect(),
+    };
+    Ok(Fields { body, fields })
 }
 
 fn invalid(text: &'static str) -> ApiError {
@@ -134,7 +182,8 @@ impl Fields {
     /// The field's value if present once. Present twice is an error (RFC 6749 §3.2: parameters
     /// "MUST NOT be included more than once"); a JSON non-string is an error.
     pub fn optional(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
-        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let body = &self.body[..];
+        let mut found = self.fields.iter().filter(|(k, _)| k.as_str(body) == name);
         let first = found.next();
         if found.next().is_some() {
             return Err(ApiError::InvalidRequest(
@@ -146,7 +195,7 @@ impl Fields {
             Some((_, None)) => Err(ApiError::InvalidRequest(
                 format!("The `{name}` parameter must be a string.").into(),
             )),
-            Some((_, Some(v))) => Ok(Some(v)),
+            Some((_, Some(v))) => Ok(Some(v.as_str(body))),
         }
     }
 
@@ -176,69 +225,96 @@ impl Fields {
 }
 
 /// A top-level JSON object read as ordered fields, keeping duplicates so they can be refused
-/// (serde_json's maps keep only the last).
+/// (serde_json's maps keep only the last). From any JSON text every name and value is a copy;
+/// [`decode`] reads the body so that they are ranges of it.
 impl<'de> Deserialize<'de> for Fields {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = Fields;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
-                let mut fields = Vec::new();
-                while let Some((key, FieldValue(value))) = map.next_entry::<String, FieldValue>()? {
-                    fields.push((key, value));
-                }
-                Ok(Fields(fields))
-            }
+        let fields = ObjectVisitor { body: &[] }.deserialize(d)?;
+        Ok(Fields {
+            body: Bytes::new(),
+            fields,
+        })
+    }
+}
+
+/// The object's fields, as ranges of `body` where the parser lends a slice of it.
+struct ObjectVisitor<'b> {
+    body: &'b [u8],
+}
+
+type FieldList = Vec<(Text, Option<Text>)>;
+
+impl<'de> DeserializeSeed<'de> for ObjectVisitor<'_> {
+    type Value = FieldList;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FieldList, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = FieldList;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldList, A::Error> {
+        let mut fields = Vec::new();
+        let body = self.body;
+        // JSON names are strings: never `None` inside.
+        while let Some(Some(name)) = map.next_key_seed(ValueVisitor { body })? {
+            fields.push((name, map.next_value_seed(ValueVisitor { body })?));
         }
-        d.deserialize_map(ObjectVisitor)
+        Ok(fields)
     }
 }
 
 /// A JSON value: a string, or anything else (consumed and remembered as "not a string").
-struct FieldValue(Option<String>);
+struct ValueVisitor<'b> {
+    body: &'b [u8],
+}
 
-impl<'de> Deserialize<'de> for FieldValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ValueVisitor;
-        impl<'de> Visitor<'de> for ValueVisitor {
-            type Value = FieldValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<FieldValue, E> {
-                Ok(FieldValue(Some(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<FieldValue, E> {
-                Ok(FieldValue(Some(v)))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<FieldValue, E> {
-                Ok(FieldValue(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<FieldValue, E> {
-                Ok(FieldValue(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<FieldValue, E> {
-                Ok(FieldValue(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<FieldValue, E> {
-                Ok(FieldValue(None))
-            }
-            fn visit_unit<E>(self) -> Result<FieldValue, E> {
-                Ok(FieldValue(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FieldValue, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(FieldValue(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldValue, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(FieldValue(None))
-            }
-        }
-        d.deserialize_any(ValueVisitor)
+impl<'de> DeserializeSeed<'de> for ValueVisitor<'_> {
+    type Value = Option<Text>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Text>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueVisitor<'_> {
+    type Value = Option<Text>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Option<Text>, E> {
+        Ok(Some(Text::of_slice(self.body, v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Option<Text>, E> {
+        Ok(Some(Text::Decoded(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Option<Text>, E> {
+        Ok(Some(Text::Decoded(v)))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Text>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Text>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 }
 
@@ -268,6 +344,34 @@ mod tests {
             Some("ok")
         );
         assert!(serde_json::from_str::<Fields>("[]").is_err());
+    }
+
+    #[test]
+    fn escaped_and_plain_text_read_the_same_from_a_body() {
+        let fields = decode_body(
+            Some("application/json"),
+            br#"{"code":"a\"b","code_verifier":"plain","n":1}"#,
+        )
+        .expect("object");
+        assert_eq!(fields.required("code").ok(), Some("a\"b"));
+        assert_eq!(fields.required("code_verifier").ok(), Some("plain"));
+        assert!(fields.required("n").is_err());
+        // A name written with an escape is the same name: still a duplicate.
+        let twice = decode_body(Some("application/json"), br#"{"code":"x","co\u0064e":"y"}"#)
+            .expect("object");
+        assert!(twice.required("code").is_err());
+        let form = decode_body(
+            Some("application/x-www-form-urlencoded"),
+            b"code=a%2Bb+c&code_verifier=plain&gr%61nt_type=x",
+        )
+        .expect("form");
+        assert_eq!(form.required("code").ok(), Some("a+b c"));
+        assert_eq!(form.required("code_verifier").ok(), Some("plain"));
+        assert_eq!(form.required("grant_type").ok(), Some("x"));
+        assert_eq!(
+            format!("{form:?}"),
+            r#"["code", "code_verifier", "grant_type"]"#
+        );
     }
 
     #[test]
