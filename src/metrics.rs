@@ -27,8 +27,11 @@
 //! | `kick_proxy_flight_takeovers_total` | counter | |
 
 use crate::reply::Outcome;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -68,23 +71,78 @@ pub async fn upkeep(handle: PrometheusHandle) {
 }
 
 /// RFC 6749 §5.2 codes and ours keep their name; anything else a provider invents is `other`.
-fn error_label(code: &str) -> &str {
-    match code {
-        "invalid_request"
-        | "invalid_client"
-        | "invalid_grant"
-        | "unauthorized_client"
-        | "unsupported_grant_type"
-        | "invalid_scope"
-        | "unsupported_token_type"
-        | "access_denied"
-        | "not_found"
-        | "slow_down"
-        | "temporarily_unavailable" => code,
-        c if c.starts_with("error_") && c.ends_with("_server_error") => "server_error",
-        _ => "other",
+fn error_label(code: &str) -> &'static str {
+    const KEPT: [&str; 11] = [
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "unsupported_token_type",
+        "access_denied",
+        "not_found",
+        "slow_down",
+        "temporarily_unavailable",
+    ];
+    match KEPT.iter().find(|kept| **kept == code) {
+        Some(kept) => kept,
+        None if code.starts_with("error_") && code.ends_with("_server_error") => "server_error",
+        None => "other",
     }
 }
+
+/// Metric handles per provider and label set, registered on first use. Looking a series up in the
+/// recorder hashes its name and labels and builds its key (label strings included) every time;
+/// here a request pays one read lock and a small hash instead. The label sets are bounded (the
+/// configured providers, the endpoints, the statuses and error labels the proxy answers, the
+/// upstream outcome kinds), so the map stops growing.
+struct Series<K, V> {
+    by_provider: RwLock<HashMap<String, HashMap<K, V>>>,
+}
+
+impl<K: Hash + Eq, V: Clone> Series<K, V> {
+    fn new() -> Self {
+        Self {
+            by_provider: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, provider: &str, key: K, register: impl FnOnce() -> V) -> V {
+        let found = self
+            .by_provider
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(provider)
+            .and_then(|series| series.get(&key))
+            .cloned();
+        found.unwrap_or_else(|| {
+            self.by_provider
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(provider.to_owned())
+                .or_default()
+                .entry(key)
+                .or_insert_with(register)
+                .clone()
+        })
+    }
+}
+
+/// What one finished request records: endpoint, status, error label, `served_from`.
+type RequestKey = (&'static str, u16, &'static str, Option<&'static str>);
+
+#[derive(Clone)]
+struct RequestSeries {
+    total: Counter,
+    duration: Histogram,
+    /// `kick_proxy_replay_hits_total` or `kick_proxy_singleflight_shared_total`.
+    served_from: Option<Counter>,
+}
+
+static REQUEST_SERIES: LazyLock<Series<RequestKey, RequestSeries>> = LazyLock::new(Series::new);
+static UPSTREAM_SERIES: LazyLock<Series<(&'static str, &'static str), (Counter, Histogram)>> =
+    LazyLock::new(Series::new);
 
 /// True once the recorder is installed (the admin listener is configured); until then recording
 /// is skipped, so a deployment without metrics pays no label allocations.
@@ -100,8 +158,7 @@ pub fn record_request(outcome: &Outcome, route: &str, status: u16, latency: Dura
     let provider = outcome
         .provider
         .as_ref()
-        .map_or("none", |p| p.name.as_str())
-        .to_owned();
+        .map_or("none", |p| p.name.as_str());
     let endpoint = outcome.endpoint.unwrap_or(match route {
         "/healthz" => "healthz",
         "/readyz" => "readyz",
@@ -112,30 +169,35 @@ pub fn record_request(outcome: &Outcome, route: &str, status: u16, latency: Dura
         _ => "other",
     });
     let error = outcome.error.as_deref().map_or("none", error_label);
-    metrics::counter!(
-        "kick_proxy_requests_total",
-        "provider" => provider.clone(),
-        "endpoint" => endpoint,
-        "status" => status.to_string(),
-        "error" => error.to_owned(),
-    )
-    .increment(1);
-    metrics::histogram!(
-        "kick_proxy_request_duration_seconds",
-        "provider" => provider.clone(),
-        "endpoint" => endpoint,
-    )
-    .record(latency.as_secs_f64());
-    match outcome.served_from {
-        Some("replay") => metrics::counter!(
-            "kick_proxy_replay_hits_total", "provider" => provider, "endpoint" => endpoint
-        )
-        .increment(1),
-        Some("shared") => metrics::counter!(
-            "kick_proxy_singleflight_shared_total", "provider" => provider, "endpoint" => endpoint
-        )
-        .increment(1),
-        _ => {}
+    let served_from = match outcome.served_from {
+        Some("replay") => Some("kick_proxy_replay_hits_total"),
+        Some("shared") => Some("kick_proxy_singleflight_shared_total"),
+        _ => None,
+    };
+    let series = REQUEST_SERIES.get(provider, (endpoint, status, error, served_from), || {
+        let provider = provider.to_owned();
+        RequestSeries {
+            total: metrics::counter!(
+                "kick_proxy_requests_total",
+                "provider" => provider.clone(),
+                "endpoint" => endpoint,
+                "status" => status.to_string(),
+                "error" => error,
+            ),
+            duration: metrics::histogram!(
+                "kick_proxy_request_duration_seconds",
+                "provider" => provider.clone(),
+                "endpoint" => endpoint,
+            ),
+            served_from: served_from.map(
+                |name| metrics::counter!(name, "provider" => provider, "endpoint" => endpoint),
+            ),
+        }
+    });
+    series.total.increment(1);
+    series.duration.record(latency.as_secs_f64());
+    if let Some(counter) = series.served_from {
+        counter.increment(1);
     }
     match outcome.error.as_deref() {
         Some("slow_down") => {
@@ -161,20 +223,24 @@ pub fn record_upstream(
     if !enabled() {
         return;
     }
-    metrics::counter!(
-        "kick_proxy_upstream_requests_total",
-        "provider" => provider.to_owned(),
-        "endpoint" => endpoint,
-        "outcome" => outcome,
-    )
-    .increment(1);
-    metrics::histogram!(
-        "kick_proxy_upstream_duration_seconds",
-        "provider" => provider.to_owned(),
-        "endpoint" => endpoint,
-        "outcome" => outcome,
-    )
-    .record(latency.as_secs_f64());
+    let (total, duration) = UPSTREAM_SERIES.get(provider, (endpoint, outcome), || {
+        (
+            metrics::counter!(
+                "kick_proxy_upstream_requests_total",
+                "provider" => provider.to_owned(),
+                "endpoint" => endpoint,
+                "outcome" => outcome,
+            ),
+            metrics::histogram!(
+                "kick_proxy_upstream_duration_seconds",
+                "provider" => provider.to_owned(),
+                "endpoint" => endpoint,
+                "outcome" => outcome,
+            ),
+        )
+    });
+    total.increment(1);
+    duration.record(latency.as_secs_f64());
 }
 
 /// The open connections on a listener, after one opened or closed.
