@@ -141,7 +141,10 @@ struct RequestSeries {
 }
 
 static REQUEST_SERIES: LazyLock<Series<RequestKey, RequestSeries>> = LazyLock::new(Series::new);
-static UPSTREAM_SERIES: LazyLock<Series<(&'static str, &'static str), (Counter, Histogram)>> =
+/// What one provider call records: endpoint, outcome kind.
+type UpstreamKey = (&'static str, &'static str);
+
+static UPSTREAM_SERIES: LazyLock<Series<UpstreamKey, (Counter, Histogram)>> =
     LazyLock::new(Series::new);
 
 /// True once the recorder is installed (the admin listener is configured); until then recording
