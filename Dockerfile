@@ -33,6 +33,8 @@ FROM chef AS builder
 # builds its emulator with `--build-arg FEATURES=dev-tools`, which brings `emulator` back.
 ARG FEATURES=""
 COPY --from=planner /app/recipe.json recipe.json
+# .cargo/config.toml sets the C flags mimalloc is compiled with: the cooked dependencies need them.
+COPY .cargo .cargo
 RUN cargo chef cook --release --locked --no-default-features ${FEATURES:+--features "$FEATURES"} --recipe-path recipe.json --bin kick-oauth-proxy
 COPY . .
 RUN cargo build --release --locked --no-default-features ${FEATURES:+--features "$FEATURES"} --bin kick-oauth-proxy \
