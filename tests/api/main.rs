@@ -5,6 +5,7 @@ mod client_manager;
 mod config;
 mod connections;
 mod e2e;
+mod egress_proxy;
 mod emulator_command;
 mod grant_type;
 mod helpers;
