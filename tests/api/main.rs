@@ -26,4 +26,5 @@ mod tls;
 mod token;
 mod upstream_ca;
 mod upstream_faults;
+mod upstream_http2;
 mod validation;
