@@ -1,8 +1,9 @@
 //! Logging: JSON lines in production, readable text in a terminal.
 //!
-//! Dependencies (hyper, h2, reqwest, rustls, axum, …) are capped at INFO whatever the filter says:
-//! at DEBUG and TRACE they print request lines, URLs and frames, and a revoke URL carries a token in
-//! its query. Our own crates log no value that grants access at any level.
+//! Dependencies (hyper, hyper-util, hyper-rustls, h2, reqwest, rustls, axum, …: every crate not in
+//! [`OWN_CRATES`]) are capped at INFO whatever the filter says: at DEBUG and TRACE they print
+//! request lines, URLs and frames, and a revoke URL carries a token in its query. Our own crates log
+//! no value that grants access at any level.
 
 use crate::config::{LogFormat, LogSettings};
 use std::io::IsTerminal;

@@ -1,6 +1,7 @@
 //! Files the settings name: mounted secrets and CA bundles, read with a size cap and refused when
 //! not a regular file; messages never quote the content.
 
+use rustls::pki_types::CertificateDer;
 use std::path::Path;
 
 /// Largest secret file read (a client secret is tens of bytes).
@@ -82,11 +83,9 @@ pub(super) fn read_ca_pem(path: &Path) -> Result<Vec<u8>, String> {
 /// `Debug` shows only how many there are.
 #[derive(Clone, Default)]
 pub struct CaCertificates {
-    /// DER of each certificate, in file order: what [`PartialEq`] compares (a reload can tell
-    /// whether the file's content changed).
-    der: Vec<Vec<u8>>,
-    /// The same certificates, ready for `reqwest::ClientBuilder::add_root_certificate`.
-    certificates: Vec<reqwest::Certificate>,
+    /// DER of each certificate, in file order: what the client's root store gets, and what
+    /// [`PartialEq`] compares (a reload can tell whether the file's content changed).
+    certificates: Vec<CertificateDer<'static>>,
 }
 
 impl CaCertificates {
@@ -98,21 +97,18 @@ impl CaCertificates {
 
     fn parse(bytes: &[u8]) -> Result<Self, String> {
         use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::CertificateDer;
         let mut ca = Self::default();
         for (i, block) in CertificateDer::pem_slice_iter(bytes).enumerate() {
             let n = i + 1;
             let der = block.map_err(|_| format!("certificate {n} is not valid PEM"))?;
-            // The check `reqwest` makes when it builds the client (webpki trust-anchor parsing).
+            // The check the client's root store makes when it is built (webpki trust-anchor
+            // parsing), made here so that building it cannot fail.
             rustls::RootCertStore::empty()
                 .add(der.clone())
                 .map_err(|_| format!("certificate {n} is not a usable X.509 certificate"))?;
-            let certificate = reqwest::Certificate::from_der(der.as_ref())
-                .map_err(|e| format!("certificate {n}: {e}"))?;
-            ca.der.push(der.as_ref().to_vec());
-            ca.certificates.push(certificate);
+            ca.certificates.push(der);
         }
-        if ca.der.is_empty() {
+        if ca.certificates.is_empty() {
             return Err(
                 "no certificate in the file (expected PEM `BEGIN CERTIFICATE` blocks)".to_owned(),
             );
@@ -120,25 +116,25 @@ impl CaCertificates {
         Ok(ca)
     }
 
-    /// The certificates, in file order.
-    pub fn certificates(&self) -> &[reqwest::Certificate] {
+    /// The certificates (DER), in file order.
+    pub fn certificates(&self) -> &[CertificateDer<'static>] {
         &self.certificates
     }
 
     /// How many certificates there are.
     pub fn len(&self) -> usize {
-        self.der.len()
+        self.certificates.len()
     }
 
     /// True without a `ca_file`.
     pub fn is_empty(&self) -> bool {
-        self.der.is_empty()
+        self.certificates.is_empty()
     }
 }
 
 impl PartialEq for CaCertificates {
     fn eq(&self, other: &Self) -> bool {
-        self.der == other.der
+        self.certificates == other.certificates
     }
 }
 
@@ -146,6 +142,10 @@ impl Eq for CaCertificates {}
 
 impl std::fmt::Debug for CaCertificates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CaCertificates({} certificates)", self.der.len())
+        write!(
+            f,
+            "CaCertificates({} certificates)",
+            self.certificates.len()
+        )
     }
 }

@@ -103,11 +103,11 @@ impl BuiltFrom {
     }
 }
 
-/// A provider's HTTP client could not be built (TLS backend initialisation).
+/// A provider's HTTP client could not be built (TLS settings, an endpoint URL).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the HTTP client for provider `{provider}`: {source}")]
 pub struct ClientBuildError {
     provider: String,
     #[source]
-    source: reqwest::Error,
+    source: crate::upstream::BuildError,
 }

@@ -7,7 +7,7 @@ use crate::oauth::{
     sanitize_description, OAuthErrorCode, RequestSecrets, TokenResponse, TokenResponseError,
 };
 use crate::providers::Dialect;
-use reqwest::StatusCode;
+use hyper::StatusCode;
 use serde_json::Value;
 
 /// Sorts a token endpoint's answer into the contract's table. `dialect` reads the provider's

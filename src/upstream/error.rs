@@ -3,8 +3,13 @@
 
 use super::MAX_RESPONSE_BYTES;
 use crate::oauth::OAuthErrorCode;
-use reqwest::StatusCode;
+use hyper::StatusCode;
 use std::time::Duration;
+
+/// The cause of a [`UpstreamError::Connect`] or [`UpstreamError::Transport`]: the HTTP client's,
+/// the TLS library's or the socket's own error. None of them carries the URL (a revoke URL carries
+/// a token in its query) or a header value.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// What went wrong talking to the provider. Every variant but [`UpstreamError::Grant`] is a 502.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +37,12 @@ pub enum UpstreamError {
     /// No answer within the deadline (connect, send and body together).
     #[error("no complete answer within {0:?}")]
     Timeout(Duration),
-    /// The TCP/TLS connection could not be made.
+    /// The TCP/TLS connection (or the egress proxy's tunnel) could not be made: nothing was sent.
     #[error("cannot connect: {0}")]
-    Connect(#[source] reqwest::Error),
+    Connect(#[source] Cause),
     /// The connection failed after the request may have been sent (reset, truncated body).
     #[error("transport failure: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] Cause),
     /// A 3xx: never followed.
     #[error("provider answered with a redirect (HTTP {0})")]
     Redirect(StatusCode),

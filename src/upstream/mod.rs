@@ -1,8 +1,14 @@
 //! The provider's token and revocation endpoints: the requests this proxy sends, and every answer
 //! classified once ([`UpstreamError`], [`Class`]) so nothing above looks at raw bodies.
 //!
-//! - here: [`Upstream`], one provider's endpoints and credentials, the next-secret fallback;
-//! - [`mod@client`]: the `reqwest::Client`, built once from the provider's settings;
+//! - here: [`Upstream`], one provider's endpoints and credentials, each request built directly as
+//!   an `http::Request` (the endpoint's URI parsed once, static header values, the form encoded
+//!   once), the next-secret fallback;
+//! - [`mod@client`]: the provider's HTTP client, built once from its settings: hyper-util's pooled
+//!   legacy client (HTTP/1.1, HTTP/2 by ALPN) over rustls, which follows no redirect and retries
+//!   nothing itself but a request whose pooled connection was found closed before it was written;
+//! - `connect`: opening a connection, straight or through the environment's egress proxy
+//!   (`HTTP_PROXY`, `HTTPS_PROXY` by `CONNECT`, `ALL_PROXY`, `NO_PROXY`), under the timeout;
 //! - [`transport`]: one request under one deadline, the body capped;
 //! - [`classify`]: an answer sorted into the contract's table;
 //! - [`error`]: [`UpstreamError`] and the one table of what each outcome means.
@@ -14,28 +20,35 @@
 
 pub mod classify;
 mod client;
+mod connect;
 mod error;
 mod transport;
 
+pub use client::{BuildError, Client};
 pub use error::UpstreamError;
 
 /// At most this much of a provider response is read (contract: 64 KiB).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// `Accept` of a token request, built once.
-const ACCEPT_JSON: reqwest::header::HeaderValue =
-    reqwest::header::HeaderValue::from_static("application/json");
-/// `Content-Type` of a token request (RFC 6749 §4.1.3, §6), built once.
-const FORM_URLENCODED: reqwest::header::HeaderValue =
-    reqwest::header::HeaderValue::from_static("application/x-www-form-urlencoded");
+const ACCEPT_JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// `Accept` of a revocation request (any answer: Kick's is `OK`), as reqwest sent it.
+const ACCEPT_ANY: HeaderValue = HeaderValue::from_static("*/*");
+/// `Content-Type` of a form (RFC 6749 §4.1.3, §6; RFC 7009 §2.1), built once.
+const FORM_URLENCODED: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
+/// `Content-Length` of a revocation request without a body.
+const ZERO_LENGTH: HeaderValue = HeaderValue::from_static("0");
 
 use crate::config::ClientAuth;
 use crate::oauth::{OAuthErrorCode, RequestSecrets, TokenResponse};
 use crate::providers::{Dialect, RevokeStyle};
 use crate::secret::{AnyToken, AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken};
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use classify::{classify, classify_revoke};
-use reqwest::StatusCode;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
 use std::time::Duration;
 use url::Url;
 
@@ -65,15 +78,50 @@ pub enum Grant<'a> {
 
 /// One provider's token endpoint, credentials and HTTP client.
 pub struct Upstream {
-    client: reqwest::Client,
-    token_url: Url,
-    revoke_url: Option<Url>,
+    client: Client,
+    token: Endpoint,
+    revoke: Option<Endpoint>,
     client_id: String,
     credentials: ArcSwap<Credentials>,
     timeout: Duration,
     client_auth: ClientAuth,
     revoke_style: RevokeStyle,
     dialect: Dialect,
+}
+
+/// One endpoint, resolved once when the client is built: nothing about it is parsed per request.
+struct Endpoint {
+    /// As configured, without user info: a revocation adds its query string to it.
+    url: Url,
+    /// The same, as the HTTP client takes it.
+    uri: Uri,
+    /// HTTP Basic credentials from the URL's user info, as reqwest sent them.
+    userinfo: Option<HeaderValue>,
+    /// `Proxy-Authorization` of an http:// endpoint reached through an egress proxy whose URL
+    /// carries credentials (for https:// they go in the tunnel's `CONNECT`).
+    proxy_authorization: Option<HeaderValue>,
+}
+
+impl Endpoint {
+    /// A `POST` of `body` to `uri` (this endpoint's, or it with a query) with the headers every
+    /// provider call carries. `Host` and `Content-Length` (of a body) are the client's.
+    fn post(&self, uri: Uri, body: Bytes, accept: HeaderValue) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        // Room for ours and the client's (`Host`, `Content-Length`) without growing.
+        *request.headers_mut() = HeaderMap::with_capacity(8);
+        let headers = request.headers_mut();
+        if let Some(userinfo) = &self.userinfo {
+            headers.append(header::AUTHORIZATION, userinfo.clone());
+        }
+        headers.append(header::ACCEPT, accept);
+        headers.append(header::USER_AGENT, client::USER_AGENT);
+        if let Some(proxy_authorization) = &self.proxy_authorization {
+            headers.append(header::PROXY_AUTHORIZATION, proxy_authorization.clone());
+        }
+        request
+    }
 }
 
 /// The client secrets in force; swapped whole on reload (SIGHUP) or when the next one is promoted.
@@ -190,15 +238,17 @@ impl Upstream {
         // sent, and the other one of a rotation.
         let secrets = secrets.with_client_secrets(credentials.secrets());
         tracing::debug!(grant_type, "calling the provider's token endpoint");
+        let authorization = self.basic_authorization(client_secret)?;
         let build = || {
-            self.authenticate(
-                self.client
-                    .post(self.token_url.clone())
-                    .header(reqwest::header::ACCEPT, ACCEPT_JSON)
-                    .header(reqwest::header::CONTENT_TYPE, FORM_URLENCODED)
-                    .body(form.clone()),
-                client_secret,
-            )
+            let mut request = self
+                .token
+                .post(self.token.uri.clone(), form.clone(), ACCEPT_JSON);
+            let headers = request.headers_mut();
+            headers.append(header::CONTENT_TYPE, FORM_URLENCODED);
+            if let Some(authorization) = &authorization {
+                headers.append(header::AUTHORIZATION, authorization.clone());
+            }
+            request
         };
         let (status, body) = self.send(build, deadline).await?;
         tracing::trace!(
@@ -216,7 +266,7 @@ impl Upstream {
 
     /// True when the provider has a revocation endpoint.
     pub fn can_revoke(&self) -> bool {
-        self.revoke_url.is_some()
+        self.revoke.is_some()
     }
 
     /// Revokes a token in the provider's [`RevokeStyle`] (Kick's query string, Twitch's form with
@@ -229,7 +279,7 @@ impl Upstream {
         token: &AnyToken,
         hint: Option<&str>,
     ) -> Result<StatusCode, UpstreamError> {
-        let Some(revoke_url) = &self.revoke_url else {
+        let Some(revoke) = &self.revoke else {
             return Err(UpstreamError::Unexpected(StatusCode::NOT_FOUND));
         };
         tracing::debug!(hint, "calling the provider's revocation endpoint");
@@ -237,24 +287,45 @@ impl Upstream {
         let request = self
             .revoke_style
             .request(token.secret(), hint, &self.client_id);
+        // Built once; a connect retry sends the same again. With Kick the URI carries the token
+        // in its query: no error quotes it.
+        let uri = if request.query.is_empty() {
+            revoke.uri.clone()
+        } else {
+            let mut url = revoke.url.clone();
+            url.query_pairs_mut().extend_pairs(&request.query);
+            url.as_str()
+                .parse::<Uri>()
+                .map_err(|e| UpstreamError::Transport(Box::new(e)))?
+        };
+        let mut headers = HeaderMap::with_capacity(2);
+        let body = match &request.form {
+            None => {
+                headers.append(header::CONTENT_LENGTH, ZERO_LENGTH);
+                Bytes::new()
+            }
+            Some(form) => {
+                let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+                serializer.extend_pairs(form);
+                headers.append(header::CONTENT_TYPE, FORM_URLENCODED);
+                if request.client_auth {
+                    if self.client_auth == ClientAuth::ClientSecretPost {
+                        serializer.append_pair("client_id", &self.client_id);
+                        serializer.append_pair("client_secret", credentials.current.secret());
+                    }
+                    if let Some(authorization) = self.basic_authorization(&credentials.current)? {
+                        headers.append(header::AUTHORIZATION, authorization);
+                    }
+                }
+                Bytes::from(serializer.finish())
+            }
+        };
         let build = || {
-            let mut url = revoke_url.clone();
-            if !request.query.is_empty() {
-                url.query_pairs_mut().extend_pairs(&request.query);
+            let mut built = revoke.post(uri.clone(), body.clone(), ACCEPT_ANY);
+            for (name, value) in &headers {
+                built.headers_mut().append(name, value.clone());
             }
-            let builder = self.client.post(url);
-            let Some(form) = &request.form else {
-                return builder.header(reqwest::header::CONTENT_LENGTH, "0");
-            };
-            if !request.client_auth {
-                return builder.form(form);
-            }
-            let mut form = form.clone();
-            if self.client_auth == ClientAuth::ClientSecretPost {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", credentials.current.secret()));
-            }
-            self.authenticate(builder.form(&form), &credentials.current)
+            built
         };
         let deadline = tokio::time::Instant::now() + self.timeout;
         let (status, body) = self.send(build, deadline).await?;
@@ -270,24 +341,64 @@ impl Upstream {
         classify_revoke(status, &body, self.dialect, &secrets)
     }
 
-    /// Adds HTTP Basic client authentication when configured (RFC 6749 §2.3.1: id and secret are
+    /// HTTP Basic client authentication when configured (RFC 6749 §2.3.1: id and secret are
     /// form-urlencoded before they are joined and base64-encoded).
-    fn authenticate(
+    fn basic_authorization(
         &self,
-        request: reqwest::RequestBuilder,
         client_secret: &ClientSecret,
-    ) -> reqwest::RequestBuilder {
+    ) -> Result<Option<HeaderValue>, UpstreamError> {
         match self.client_auth {
-            ClientAuth::ClientSecretPost => request,
+            ClientAuth::ClientSecretPost => Ok(None),
             ClientAuth::ClientSecretBasic => {
                 let encode = |s: &str| {
                     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
                 };
-                request.basic_auth(
-                    encode(&self.client_id),
-                    Some(encode(client_secret.secret())),
+                basic(
+                    &encode(&self.client_id),
+                    Some(&encode(client_secret.secret())),
                 )
+                .map(Some)
+                // Base64 and "Basic " are visible ASCII: not reached.
+                .map_err(|e| UpstreamError::Transport(Box::new(e)))
             }
         }
     }
+}
+
+/// `Basic base64(user:password)` (RFC 7617), marked sensitive (HPACK never indexes it).
+fn basic(user: &str, password: Option<&str>) -> Result<HeaderValue, header::InvalidHeaderValue> {
+    use base64::Engine;
+    let mut credentials = String::with_capacity(user.len() + password.map_or(0, str::len) + 1);
+    credentials.push_str(user);
+    credentials.push(':');
+    if let Some(password) = password {
+        credentials.push_str(password);
+    }
+    let mut value = String::from("Basic ");
+    base64::engine::general_purpose::STANDARD.encode_string(credentials, &mut value);
+    let mut value = HeaderValue::try_from(value)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Takes the user info out of `url` and returns it as HTTP Basic credentials (percent-decoded),
+/// as reqwest did with a URL's user info.
+fn userinfo_authorization(url: &mut Url) -> Option<HeaderValue> {
+    if !url.has_authority() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .ok()
+            .map(String::from)
+    };
+    let user = decode(url.username())?;
+    let password = url.password().and_then(decode);
+    if user.is_empty() && password.is_none() {
+        return None;
+    }
+    url.set_username("").ok()?;
+    url.set_password(None).ok()?;
+    basic(&user, password.as_deref()).ok()
 }

@@ -1,9 +1,13 @@
 //! Sending one request to the provider: one deadline covering connect, send and the whole body, a
 //! cap on what is read, one connect retry (nothing was sent), and errors that never carry a URL.
 
-use super::error::UpstreamError;
+use super::connect::ConnectTimedOut;
+use super::error::{Cause, UpstreamError};
 use super::{Upstream, MAX_RESPONSE_BYTES};
-use reqwest::StatusCode;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
+use hyper::{Request, StatusCode};
 use std::time::Duration;
 
 impl Upstream {
@@ -11,58 +15,92 @@ impl Upstream {
     /// `build` runs again only for the one connect retry, so the common path copies nothing.
     pub(super) async fn send(
         &self,
-        build: impl Fn() -> reqwest::RequestBuilder,
+        build: impl Fn() -> Request<Full<Bytes>>,
         deadline: tokio::time::Instant,
     ) -> Result<(StatusCode, Vec<u8>), UpstreamError> {
         let exchange = async {
-            let response = match build().send().await {
+            let response = match self.client.http.request(build()).await {
                 // Nothing was sent: a second connection attempt is safe.
                 Err(error) if error.is_connect() => {
                     tracing::debug!("connecting to the provider failed; retrying once");
-                    build().send().await.map_err(transport_error)?
+                    self.client
+                        .http
+                        .request(build())
+                        .await
+                        .map_err(request_error)?
                 }
-                other => other.map_err(transport_error)?,
+                other => other.map_err(request_error)?,
             };
             let status = response.status();
-            let body = read_capped(response).await?;
+            let body = read_capped(response.into_body()).await?;
             Ok((status, body))
         };
         tokio::time::timeout_at(deadline, exchange)
             .await
             .unwrap_or(Err(UpstreamError::Timeout(self.timeout)))
             .map_err(|error| match error {
-                // reqwest's connect timeout fired: the same deadline.
+                // The connect timeout fired: the same deadline.
                 UpstreamError::Timeout(_) => UpstreamError::Timeout(self.timeout),
                 other => other,
             })
     }
 }
 
-/// reqwest's errors print the URL; a revoke URL carries the token in its query. Strip it always.
-fn transport_error(error: reqwest::Error) -> UpstreamError {
-    let error = error.without_url();
-    if error.is_timeout() {
+/// The client's error: a failed connect (nothing sent) or a failure after the request may have
+/// been sent. Neither it nor its sources carry the URL (a revoke URL carries the token in its
+/// query) or a header value: hyper-util's says what kind of failure, the connector's names at
+/// most the socket address.
+fn request_error(error: hyper_util::client::legacy::Error) -> UpstreamError {
+    let connect = error.is_connect();
+    cause_error(Box::new(error), connect)
+}
+
+fn cause_error(cause: Cause, connect: bool) -> UpstreamError {
+    if timed_out(&*cause) {
         UpstreamError::Timeout(Duration::ZERO)
-    } else if error.is_connect() {
-        UpstreamError::Connect(error)
+    } else if connect {
+        UpstreamError::Connect(cause)
     } else {
-        UpstreamError::Transport(error)
+        UpstreamError::Transport(cause)
     }
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
-    {
+/// A timeout anywhere in the chain: the connect timeout, or the socket's own.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if error.is::<ConnectTimedOut>()
+            || error
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout)
+            || error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// The whole body, refused past [`MAX_RESPONSE_BYTES`] by its `Content-Length` or while read.
+async fn read_capped(mut body: Incoming) -> Result<Vec<u8>, UpstreamError> {
+    let length = body.size_hint().exact();
+    if length.is_some_and(|len| len > MAX_RESPONSE_BYTES as u64) {
         return Err(UpstreamError::Oversized);
     }
-    let mut body = Vec::with_capacity(response.content_length().map_or(1024, |len| len as usize));
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+    let mut bytes = Vec::with_capacity(length.map_or(1024, |len| len as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| cause_error(Box::new(e), false))?;
+        // Trailers carry nothing we read.
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
             return Err(UpstreamError::Oversized);
         }
-        body.extend_from_slice(&chunk);
+        bytes.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(bytes)
 }
