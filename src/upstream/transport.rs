@@ -19,18 +19,24 @@ impl Upstream {
         deadline: tokio::time::Instant,
     ) -> Result<(StatusCode, Vec<u8>), UpstreamError> {
         let exchange = async {
-            let response = match self.client.http.request(build()).await {
+            let mut response = self.client.http.request(build()).await;
+            if matches!(&response, Err(error) if error.is_connect()) {
                 // Nothing was sent: a second connection attempt is safe.
-                Err(error) if error.is_connect() => {
-                    tracing::debug!("connecting to the provider failed; retrying once");
-                    self.client
-                        .http
-                        .request(build())
-                        .await
-                        .map_err(request_error)?
+                tracing::debug!("connecting to the provider failed; retrying once");
+                response = self.client.http.request(build()).await;
+            }
+            // An HTTP/2 stream the provider refused or left out of a graceful shutdown was not
+            // processed (RFC 9113 §8.7): sent again, at most twice, as reqwest did.
+            for _ in 0..2 {
+                match &response {
+                    Err(error) if unprocessed(error) => {
+                        tracing::debug!("the provider did not process the stream; sending again");
+                        response = self.client.http.request(build()).await;
+                    }
+                    _ => break,
                 }
-                other => other.map_err(request_error)?,
-            };
+            }
+            let response = response.map_err(request_error)?;
             let status = response.status();
             let body = read_capped(response.into_body()).await?;
             Ok((status, body))
@@ -44,6 +50,22 @@ impl Upstream {
                 other => other,
             })
     }
+}
+
+/// True for an HTTP/2 stream the provider did not process: reset with `REFUSED_STREAM`, or
+/// beyond the last stream of its graceful `GOAWAY` (`NO_ERROR`). RFC 9113 §8.7: "the request has
+/// not been processed", so sending it again cannot spend a code or a refresh token twice.
+fn unprocessed(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(error) = source {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && ((h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+                    || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR)));
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// The client's error: a failed connect (nothing sent) or a failure after the request may have
