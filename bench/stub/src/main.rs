@@ -8,8 +8,9 @@
 //!   per listener, TLS handshakes (full and resumed), requests. Runs until SIGTERM/SIGINT.
 //!
 //! `kick-bench-stub probe --url URL --ca FILE --stats URL --requests N --concurrency C [--fresh]`
-//!   sends N token requests, C at a time, with a reqwest client built exactly as the proxy builds
-//!   its provider client (`ProviderSettings::client` in src/upstream/client.rs) plus the test CA, and
+//!   sends N token requests, C at a time, with a reqwest client with the settings of the proxy's
+//!   provider client (`ProviderSettings::client` in src/upstream/client.rs, which is hyper-util's
+//!   client without reqwest's layers) plus the test CA, and
 //!   prints one JSON line: requests, TLS handshakes and TCP connections the stub saw meanwhile,
 //!   latency percentiles. `--fresh` builds a new client per request (what per-request client setup
 //!   would cost). The proxy itself reaches the TLS port with `providers.<name>.ca_file` set to
@@ -298,8 +299,9 @@ async fn token(
     Ok(response.unwrap_or_default())
 }
 
-/// The proxy's provider client, as built in `ProviderSettings::client` (src/upstream/client.rs),
-/// plus trust in the benchmark's test CA. Keep the two in step.
+/// A client with the settings of the proxy's provider client (`ProviderSettings::client` in
+/// src/upstream/client.rs: the same TLS, redirect, timeout and pool rules; the proxy builds it from
+/// hyper-util directly), plus trust in the benchmark's test CA. Keep the settings in step.
 fn proxy_like_client(ca: &reqwest::Certificate) -> reqwest::Client {
     let timeout = Duration::from_secs(10);
     reqwest::Client::builder()
