@@ -50,8 +50,11 @@ USER nonroot:nonroot
 EXPOSE 8080
 # KICK_PROXY_CONFIG is the config file of both `serve` and `healthcheck` (the CMD passes no
 # --config): to use another file, mount it and set KICK_PROXY_CONFIG, and the HEALTHCHECK follows.
+# MIMALLOC_ARENA_EAGER_COMMIT=0: what .cargo/config.toml already compiles in (memory committed as
+# it is used); said again at run time in case a builder's own CFLAGS replaced that flag.
 ENV KICK_PROXY_LOG__FORMAT=json \
-    KICK_PROXY_CONFIG=/app/config/default.toml
+    KICK_PROXY_CONFIG=/app/config/default.toml \
+    MIMALLOC_ARENA_EAGER_COMMIT=0
 # No shell or curl in distroless: the binary probes itself (GET /healthz, 2 s deadline, exit 0 on
 # 200) at the address the config listens on (KICK_PROXY_SERVER__LISTEN included; 0.0.0.0 is probed
 # on 127.0.0.1, HTTPS when [server.tls] is set), so a listener moved off 8080 stays healthy.

@@ -393,12 +393,42 @@ fn userinfo_authorization(url: &mut Url) -> Option<HeaderValue> {
             .ok()
             .map(String::from)
     };
-    let user = decode(url.username())?;
+    let user = decode(url.username());
     let password = url.password().and_then(decode);
-    if user.is_empty() && password.is_none() {
+    // Out of the URI in every case: it is the HTTP/2 `:authority` and the pool's key. User info
+    // that does not decode to UTF-8 is dropped rather than sent there.
+    let (Ok(()), Ok(())) = (url.set_username(""), url.set_password(None)) else {
         return None;
+    };
+    match user {
+        Some(user) if !user.is_empty() || password.is_some() => {
+            basic(&user, password.as_deref()).ok()
+        }
+        _ => None,
     }
-    url.set_username("").ok()?;
-    url.set_password(None).ok()?;
-    basic(&user, password.as_deref()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::userinfo_authorization;
+    use url::Url;
+
+    #[test]
+    fn user_info_becomes_basic_credentials_and_leaves_the_uri() {
+        let mut url = Url::parse("https://us%40er:p%3Ass@id.example/oauth/token").expect("url");
+        let header = userinfo_authorization(&mut url).expect("credentials");
+        // base64("us@er:p:ss")
+        assert_eq!(header.to_str().ok(), Some("Basic dXNAZXI6cDpzcw=="));
+        assert!(header.is_sensitive());
+        assert_eq!(url.as_str(), "https://id.example/oauth/token");
+    }
+
+    #[test]
+    fn user_info_that_does_not_decode_is_dropped_not_sent_in_the_uri() {
+        let mut url = Url::parse("https://%FF:secret@id.example/oauth/token").expect("url");
+        assert!(userinfo_authorization(&mut url).is_none());
+        assert_eq!(url.as_str(), "https://id.example/oauth/token");
+        let mut plain = Url::parse("https://id.example/oauth/token").expect("url");
+        assert!(userinfo_authorization(&mut plain).is_none());
+    }
 }
