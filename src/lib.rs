@@ -47,6 +47,7 @@ pub mod api;
 mod breaker;
 pub mod cli;
 pub mod config;
+mod error_chain;
 mod exchange;
 mod front_door;
 mod metrics;

@@ -1,6 +1,7 @@
 //! `kick-oauth-proxy healthcheck`: the container's `HEALTHCHECK` (distroless has no curl).
 
 use crate::config::ServerSettings;
+use crate::error_chain::DisplayChain;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -51,13 +52,7 @@ async fn probe(url: reqwest::Url, own_tls_listener: bool) -> ExitCode {
         Err(error) => {
             // reqwest's own message is generic ("error sending request"); the cause is in the chain.
             let error = error.without_url();
-            let mut line = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                line.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("unhealthy: GET {url}: {line}");
+            eprintln!("unhealthy: GET {url}: {}", DisplayChain(&error));
             ExitCode::FAILURE
         }
     }

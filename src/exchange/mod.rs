@@ -19,6 +19,7 @@ pub mod shared;
 pub use provider::{ClientBuildError, Provider};
 
 use crate::config::Settings;
+use crate::error_chain::DisplayChain;
 use crate::oauth::TokenResponse;
 use crate::reply::{ApiError, Endpoint, Reply};
 use crate::secret::{AnyToken, AuthorizationCode, CodeVerifier, RefreshToken};
@@ -422,19 +423,4 @@ fn log_failure(provider: &Provider, endpoint: Endpoint, error: &UpstreamError) {
         error = %DisplayChain(error),
         "upstream call failed"
     );
-}
-
-/// Displays an error and its sources, `a: b: c`.
-struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
-    }
 }

@@ -4,6 +4,7 @@
 use super::connect::ConnectTimedOut;
 use super::error::{Cause, UpstreamError};
 use super::{Upstream, MAX_RESPONSE_BYTES};
+use crate::error_chain::chain;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
@@ -56,16 +57,13 @@ impl Upstream {
 /// beyond the last stream of its graceful `GOAWAY` (`NO_ERROR`). RFC 9113 §8.7: "the request has
 /// not been processed", so sending it again cannot spend a code or a refresh token twice.
 fn unprocessed(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(error) = source {
-        if let Some(h2) = error.downcast_ref::<h2::Error>() {
-            return h2.is_remote()
+    chain(error)
+        .find_map(|error| error.downcast_ref::<h2::Error>())
+        .is_some_and(|h2| {
+            h2.is_remote()
                 && ((h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM))
-                    || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR)));
-        }
-        source = error.source();
-    }
-    false
+                    || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR)))
+        })
 }
 
 /// The client's error: a failed connect (nothing sent) or a failure after the request may have
@@ -89,21 +87,15 @@ fn cause_error(cause: Cause, connect: bool) -> UpstreamError {
 
 /// A timeout anywhere in the chain: the connect timeout, or the socket's own.
 fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(error) = source {
-        if error.is::<ConnectTimedOut>()
+    chain(error).any(|error| {
+        error.is::<ConnectTimedOut>()
             || error
                 .downcast_ref::<hyper::Error>()
                 .is_some_and(hyper::Error::is_timeout)
             || error
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+    })
 }
 
 /// The whole body, refused past [`MAX_RESPONSE_BYTES`] by its `Content-Length` or while read.
