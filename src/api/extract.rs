@@ -46,12 +46,14 @@ impl Text {
     }
 
     fn of_slice(body: &[u8], slice: &str) -> Self {
-        // Where `slice` starts inside `body`, if it is a part of it (compared as addresses).
+        // Where `slice` starts inside `body`, if it is a part of it (compared as addresses): an
+        // offset that fits inside `body` is one, since `body` + offset is `slice`'s address.
         let start = (slice.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
         let range = start..start.saturating_add(slice.len());
-        match body.get(range.clone()) {
-            Some(part) if part.as_ptr() == slice.as_ptr() => Self::InBody(range),
-            _ => Self::Decoded(slice.to_owned()),
+        if body.get(range.clone()).is_some() {
+            Self::InBody(range)
+        } else {
+            Self::Decoded(slice.to_owned())
         }
     }
 
@@ -123,11 +125,10 @@ fn decode(encoding: Encoding, body: Bytes) -> Result<Fields, ApiError> {
             let text = std::str::from_utf8(&body)
                 .map_err(|_| invalid("The request body is not valid UTF-8."))?;
             let mut parser = serde_json::Deserializer::from_str(text);
-            let fields = ObjectVisitor { body: &body }
+            ObjectVisitor { body: &body }
                 .deserialize(&mut parser)
                 .and_then(|fields| parser.end().map(|()| fields))
-                .map_err(|_| invalid("The request body is not a valid JSON object."))?;
-            fields
+                .map_err(|_| invalid("The request body is not a valid JSON object."))?
         }
         Encoding::Form => url::form_urlencoded::parse(&body)
             .map(|(k, v)| (Text::new(&body, k), Some(Text::new(&body, v))))
