@@ -16,7 +16,8 @@ writes every number to bench/results/ab.json (or --json FILE).
 
 Environment: STUB_BIN (default: the stub's release build), BENCH_CONNS (here default "64,1024"),
 BENCH_DURATION (10), BENCH_REPEAT (3), BENCH_MAX_LOAD / BENCH_LOAD_WAIT (wait for a quiet machine
-first, as bench.py), BENCH_PROXY_ENV (as bench.py; applies to both binaries). Build the binaries
+first, as bench.py), BENCH_PROXY_ENV (as bench.py; applies to both binaries), BENCH_ENV_BEFORE /
+BENCH_ENV_AFTER (the same form, one side only: the same binary twice A/Bs a setting). Build the binaries
 first (`cargo build --release --bin kick-oauth-proxy` in each checkout). Standard library only."""
 
 import os
@@ -36,9 +37,19 @@ import bench  # noqa: E402
 JSON_OUT = sys.argv[4] if len(sys.argv) == 5 else os.path.join(bench.OUT, "ab.json")
 
 
+COMMON_ENV = os.environ.get("BENCH_PROXY_ENV", "")
+
+
 def start(name, stub):
     bench.PROXY_BIN = BINS[name]  # read by Proxy() when it spawns the process
-    return bench.Proxy(name, stub)
+    # BENCH_PROXY_ENV applies to both; BENCH_ENV_BEFORE / BENCH_ENV_AFTER to one side only (an A/B
+    # of a setting on one binary: pass the same binary twice).
+    side = os.environ.get(f"BENCH_ENV_{name.upper()}", "")
+    os.environ["BENCH_PROXY_ENV"] = f"{COMMON_ENV} {side}".strip()
+    try:
+        return bench.Proxy(name, stub)
+    finally:
+        os.environ["BENCH_PROXY_ENV"] = COMMON_ENV
 
 
 def runs(rows, key, fmt):
