@@ -27,7 +27,7 @@ pub struct Provider {
 impl Provider {
     /// Builds the provider's client from validated settings.
     pub fn new(settings: &Settings, p: &ProviderSettings) -> Result<Self, ClientBuildError> {
-        let upstream = p.upstream().map_err(|source| ClientBuildError {
+        let upstream = p.upstream(settings.limits.max_upstream_calls).map_err(|source| ClientBuildError {
             provider: p.name.clone(),
             source,
         })?;

@@ -45,11 +45,11 @@ pub enum BuildError {
 impl ProviderSettings {
     /// The HTTP client for this provider: rustls (ring; the built-in webpki roots plus the
     /// certificates of `ca_file`, if set; ALPN `h2`, `http/1.1`), no redirects (it follows none),
-    /// pooled connections (idle 90 s, at most 64 idle per host), `TCP_NODELAY`, the deadline on
+    /// pooled connections (idle 90 s, at most `max_idle` idle per host), `TCP_NODELAY`, the deadline on
     /// connecting, the egress proxy of the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`,
     /// `NO_PROXY`, read now). The whole call's deadline (connect, send, the whole body, the
     /// next-secret attempt) is enforced once around it, by `Upstream::send`'s `timeout_at`.
-    pub fn client(&self) -> Result<Client, BuildError> {
+    pub fn client(&self, max_idle: usize) -> Result<Client, BuildError> {
         let mut roots = rustls::RootCertStore::empty();
         for certificate in self.ca_certificates.certificates() {
             roots.add(certificate.clone())?;
@@ -91,16 +91,18 @@ impl ProviderSettings {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            // A burst opens one connection per call in flight; keep a warm pool, not all of them
-            // (the benchmark saw ~70 KB per pooled connection held for 90 s after a burst).
-            .pool_max_idle_per_host(64)
+            // A burst opens one connection per call in flight and the pool keeps them all: no
+            // more can be in use at once, and closing one only to open another under the same
+            // load costs more than the ~20 KB an idle plain connection holds for 90 s.
+            .pool_max_idle_per_host(max_idle)
             .build(connector);
         Ok(Client { http, proxies })
     }
 
-    /// The upstream endpoint for this provider.
-    pub fn upstream(&self) -> Result<Upstream, BuildError> {
-        let client = self.client()?;
+    /// The upstream endpoint for this provider; its pool keeps at most `max_idle` idle connections
+    /// (`limits.max_upstream_calls`: as many as can be in use at once).
+    pub fn upstream(&self, max_idle: usize) -> Result<Upstream, BuildError> {
+        let client = self.client(max_idle)?;
         let token = client.endpoint("token_url", &self.token_url)?;
         let revoke = self
             .revoke_url
