@@ -4,10 +4,12 @@
 //! or a whole config for a provider that is not wiremock).
 //!
 //! `raw_http` writes and reads HTTP/1.1 by hand; `cases` states a request and what it must
-//! produce, for the tests that send many variations of one request.
+//! produce, for the tests that send many variations of one request; `tls_provider` is a token
+//! endpoint over TLS from a private CA.
 
 pub mod cases;
 pub mod raw_http;
+pub mod tls_provider;
 
 use kick_oauth_proxy::config::Settings;
 
