@@ -61,8 +61,10 @@ impl ProviderSettings {
         .with_protocol_versions(rustls::ALL_VERSIONS)?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        // A `CONNECT` to an https:// proxy is HTTP/1.1 whatever the provider speaks.
-        let to_tunnel_proxy = Arc::new(tls.clone());
+        // An https:// proxy is spoken to in HTTP/1.1 whatever the provider speaks: a `CONNECT`,
+        // or an http:// endpoint's request in absolute form. Offering it `h2` by ALPN would
+        // have the request sent to the proxy over HTTP/2.
+        let to_proxy = Arc::new(tls.clone());
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let tls = Arc::new(tls);
 
@@ -81,7 +83,7 @@ impl ProviderSettings {
         let proxies = Arc::new(Matcher::from_env());
         let connector = Connector {
             direct: hyper_rustls::HttpsConnector::from((tcp.clone(), Arc::clone(&tls))),
-            to_tunnel_proxy: hyper_rustls::HttpsConnector::from((tcp, to_tunnel_proxy)),
+            to_proxy: hyper_rustls::HttpsConnector::from((tcp, to_proxy)),
             tls,
             proxies: Arc::clone(&proxies),
             user_agent: USER_AGENT,

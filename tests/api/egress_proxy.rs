@@ -338,3 +338,33 @@ async fn the_exchange_goes_over_tls_and_http2_inside_the_connect_tunnel_unseen_b
     assert_eq!(received[0].form, exchange_form());
     assert_eq!(provider.connections(), 1);
 }
+
+#[tokio::test]
+async fn an_http_endpoint_reached_through_an_https_proxy_is_sent_over_http1_not_h2() {
+    // The https:// "proxy" offers h2 by ALPN and answers as the provider would: the request must
+    // still reach it as HTTP/1.1 in absolute form, as a proxy expects.
+    let ca = TestCa::new("kick-oauth-proxy https proxy test CA");
+    let proxy = TlsProvider::h2(&ca).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The proxy's certificate is trusted through the provider's ca_file, as its TLS roots.
+    let config = config_file_trusting(dir.path(), &ca, "http://127.0.0.1:9/oauth/token");
+    let proxy_url = format!("https://proxy-user:proxy-pass@{}", proxy.addr);
+    let binary = spawn_binary_with_env(&config, &[("HTTP_PROXY", proxy_url)]).await;
+
+    let response = binary.exchange().await;
+
+    assert_eq!(response.status(), 200);
+    let received = proxy.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let request = &received[0];
+    assert_ne!(
+        request.alpn.as_deref(),
+        Some(&b"h2"[..]),
+        "the TLS connection to the proxy must not negotiate h2"
+    );
+    assert_eq!(request.version, hyper::Version::HTTP_11);
+    assert_eq!(request.authority.as_deref(), Some("127.0.0.1:9"));
+    assert_eq!(request.path, "/oauth/token");
+    assert_eq!(request.header("proxy-authorization"), Some(PROXY_BASIC));
+    assert_eq!(request.form, exchange_form());
+}
