@@ -40,6 +40,36 @@ pub enum BuildError {
         #[source]
         source: hyper::http::uri::InvalidUri,
     },
+    /// The environment's egress proxy for an endpoint is a SOCKS proxy (`socks4://`, `socks4a://`,
+    /// `socks5://`, `socks5h://`), which this client does not speak: spoken to as an HTTP proxy,
+    /// it would fail every call. Both are named as `scheme://host:port` alone: never the proxy's
+    /// credentials, nor the endpoint's user info, path or query.
+    #[error(
+        "`{key}` ({endpoint}) would go through the SOCKS proxy {proxy} named by the environment \
+         (`ALL_PROXY`, `HTTPS_PROXY` or `HTTP_PROXY`): only http:// and https:// egress proxies \
+         are supported; exclude the host with `NO_PROXY` or use an HTTP proxy"
+    )]
+    SocksProxy {
+        /// The config key of the endpoint.
+        key: &'static str,
+        /// The endpoint, `scheme://host:port`.
+        endpoint: String,
+        /// The proxy, `scheme://host:port`.
+        proxy: String,
+    },
+}
+
+/// `scheme://host:port` of `uri` (the scheme's default port when it names none): how logs and
+/// errors name an endpoint or an egress proxy, without user info, path or query.
+fn origin(uri: &hyper::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let port = uri.port_u16().unwrap_or(match scheme {
+        "https" => 443,
+        "http" => 80,
+        // SOCKS (RFC 1928 §3).
+        _ => 1080,
+    });
+    format!("{scheme}://{}:{port}", uri.host().unwrap_or_default())
 }
 
 impl ProviderSettings {
@@ -100,7 +130,9 @@ impl ProviderSettings {
         Ok(Client { http, proxies })
     }
 
-    /// The upstream endpoint for this provider.
+    /// The upstream endpoint for this provider. Refuses an endpoint the environment would send
+    /// through a SOCKS proxy ([`BuildError::SocksProxy`]); logs, once per proxy, that the
+    /// provider's calls go through one.
     pub fn upstream(&self) -> Result<Upstream, BuildError> {
         let client = self.client()?;
         let token = client.endpoint("token_url", &self.token_url)?;
@@ -109,6 +141,24 @@ impl ProviderSettings {
             .as_ref()
             .map(|url| client.endpoint("revoke_url", url))
             .transpose()?;
+        let mut proxies: Vec<(&str, Vec<&str>)> = Vec::new();
+        for endpoint in std::iter::once(&token).chain(&revoke) {
+            let Some(proxy) = &endpoint.egress_proxy else {
+                continue;
+            };
+            match proxies.iter_mut().find(|(p, _)| p == proxy) {
+                Some((_, keys)) => keys.push(endpoint.key),
+                None => proxies.push((proxy, vec![endpoint.key])),
+            }
+        }
+        for (proxy, keys) in proxies {
+            tracing::info!(
+                provider = %self.name,
+                proxy,
+                endpoints = %keys.join(","),
+                "provider calls go through an egress proxy"
+            );
+        }
         Ok(Upstream {
             client,
             token,
@@ -128,8 +178,9 @@ impl ProviderSettings {
 
 impl Client {
     /// `url` resolved once: its URI, the Basic credentials of its user info (sent as reqwest sent
-    /// them, and taken out of the URI), and the egress proxy's credentials when an http:// URL is
-    /// reached through one (an https:// one sends them in the tunnel's `CONNECT`).
+    /// them, and taken out of the URI), the egress proxy it goes through, and that proxy's
+    /// credentials when an http:// URL is reached through one (an https:// one sends them in the
+    /// tunnel's `CONNECT`). An egress proxy that is not http:// or https:// is refused.
     fn endpoint(&self, key: &'static str, url: &Url) -> Result<Endpoint, BuildError> {
         let mut url = url.clone();
         let userinfo = super::userinfo_authorization(&mut url);
@@ -137,13 +188,24 @@ impl Client {
             .as_str()
             .parse()
             .map_err(|source| BuildError::Uri { key, source })?;
-        let proxy_authorization = self
-            .proxies
-            .intercept(&uri)
+        let proxy = self.proxies.intercept(&uri);
+        if let Some(proxy) = &proxy {
+            // `Matcher` keeps only http://, https:// and SOCKS proxies.
+            if !matches!(proxy.uri().scheme_str(), Some("http" | "https")) {
+                return Err(BuildError::SocksProxy {
+                    key,
+                    endpoint: origin(&uri),
+                    proxy: origin(proxy.uri()),
+                });
+            }
+        }
+        let proxy_authorization = proxy
+            .as_ref()
             .filter(|_| uri.scheme() == Some(&hyper::http::uri::Scheme::HTTP))
-            .filter(|proxy| matches!(proxy.uri().scheme_str(), Some("http") | Some("https")))
             .and_then(|proxy| proxy.basic_auth().cloned());
         Ok(Endpoint {
+            key,
+            egress_proxy: proxy.map(|proxy| origin(proxy.uri())),
             url,
             uri,
             userinfo,

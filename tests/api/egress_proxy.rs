@@ -1,8 +1,8 @@
 //! The egress proxy of the environment, for provider calls: `HTTP_PROXY` (absolute-form request
 //! to the proxy over HTTP/1.1, its credentials in `Proxy-Authorization`), `HTTPS_PROXY` (a
-//! `CONNECT` tunnel; the request itself never reaches the proxy in clear), `NO_PROXY`. The
-//! variables are process-global, so each test runs the real binary as a child with its own
-//! environment.
+//! `CONNECT` tunnel; the request itself never reaches the proxy in clear), `NO_PROXY`, the start-up
+//! log line naming the proxy, and a SOCKS proxy refused at start-up. The variables are
+//! process-global, so each test runs the real binary as a child with its own environment.
 
 use crate::helpers::tls_provider::{pointing_at, TestCa, TlsProvider};
 use crate::helpers::*;
@@ -10,12 +10,16 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// `proxy-user:proxy-pass`, as HTTP Basic credentials.
 const PROXY_BASIC: &str = "Basic cHJveHktdXNlcjpwcm94eS1wYXNz";
+
+/// The password of a proxy URL, which no log line or error may show.
+const PROXY_PASSWORD_CANARY: &str = "proxy-pass-CANARY";
 
 /// Writes `toml` to `dir/proxy.toml`; its path.
 fn config_file(dir: &Path, toml: &str) -> PathBuf {
@@ -42,6 +46,15 @@ async fn token_endpoint(times: u64) -> MockServer {
         .mount(&server)
         .await;
     server
+}
+
+/// The start-up lines that say a provider's calls go through an egress proxy.
+fn proxy_announcements(binary: &RunningBinary) -> Vec<Value> {
+    binary
+        .logged()
+        .into_iter()
+        .filter(|event| event["message"] == "provider calls go through an egress proxy")
+        .collect()
 }
 
 #[tokio::test]
@@ -77,6 +90,20 @@ async fn provider_calls_go_through_the_http_proxy_the_environment_names() {
         concat!("kick-oauth-proxy/", env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(form_of(request), exchange_form());
+    // Logged once at start-up, both endpoints on one line, without the credentials.
+    let announced = proxy_announcements(&binary);
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0]["provider"], "kick");
+    assert_eq!(
+        announced[0]["proxy"],
+        format!("http://{}", proxy.address()).as_str()
+    );
+    assert_eq!(announced[0]["endpoints"], "token_url,revoke_url");
+    assert_eq!(announced[0]["level"], "INFO");
+    assert!(binary.logged().iter().all(|event| {
+        let line = event.to_string();
+        !line.contains("proxy-pass") && !line.contains("proxy-user")
+    }));
 }
 
 /// Runs one exchange against a wiremock provider on 127.0.0.1 with `HTTP_PROXY` naming another
@@ -337,6 +364,14 @@ async fn the_exchange_goes_over_tls_and_http2_inside_the_connect_tunnel_unseen_b
     assert_eq!(received[0].path, "/oauth/token");
     assert_eq!(received[0].form, exchange_form());
     assert_eq!(provider.connections(), 1);
+    // Only the https:// token endpoint goes through HTTPS_PROXY (the revoke URL is http://).
+    let announced = proxy_announcements(&binary);
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(
+        announced[0]["proxy"],
+        format!("http://{}", proxy.addr).as_str()
+    );
+    assert_eq!(announced[0]["endpoints"], "token_url");
 }
 
 #[tokio::test]
@@ -367,4 +402,52 @@ async fn an_http_endpoint_reached_through_an_https_proxy_is_sent_over_http1_not_
     assert_eq!(request.path, "/oauth/token");
     assert_eq!(request.header("proxy-authorization"), Some(PROXY_BASIC));
     assert_eq!(request.form, exchange_form());
+}
+
+#[tokio::test]
+async fn a_socks_proxy_for_a_provider_endpoint_stops_serve_with_a_message_naming_both() {
+    // Nothing may be sent to it: the listener only proves that.
+    let socks = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let socks_addr = socks.local_addr().expect("addr");
+    let socks_url = format!("socks5h://proxy-user:{PROXY_PASSWORD_CANARY}@{socks_addr}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path(), &config_toml("https://kick-provider.invalid"));
+
+    let mut binary = start_binary(&config, &[("ALL_PROXY", socks_url.clone())]);
+    let (code, lines) = binary
+        .exited_within(Duration::from_secs(20))
+        .await
+        .expect("serve exits at start-up");
+
+    assert_eq!(code, Some(1), "{lines:?}");
+    let all = lines.join("\n");
+    assert!(
+        all.contains(&format!("socks5h://{socks_addr}"))
+            && all.contains("provider `kick`")
+            && all.contains("`token_url` (https://kick-provider.invalid:443)")
+            && all.contains("NO_PROXY"),
+        "{all}"
+    );
+    assert!(!all.contains(PROXY_PASSWORD_CANARY), "{all}");
+    assert!(!all.contains("proxy-user"), "{all}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), socks.accept())
+            .await
+            .is_err(),
+        "nothing connected to the SOCKS proxy"
+    );
+
+    // Control: the same SOCKS proxy with the provider's host in NO_PROXY is not used, so serve
+    // starts (the revoke URL is on the same host).
+    let binary = spawn_binary_with_env(
+        &config,
+        &[
+            ("ALL_PROXY", socks_url),
+            ("NO_PROXY", "kick-provider.invalid".to_owned()),
+        ],
+    )
+    .await;
+    assert!(proxy_announcements(&binary).is_empty());
 }

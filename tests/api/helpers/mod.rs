@@ -499,6 +499,14 @@ impl RunningBinary {
             .expect("proxy answers")
     }
 
+    /// The log lines read so far, parsed (those that are JSON).
+    pub fn logged(&self) -> Vec<Value> {
+        self.seen
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
     /// Sends a signal (`TERM`, `HUP`, …) to the process.
     pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
