@@ -451,3 +451,34 @@ async fn a_socks_proxy_for_a_provider_endpoint_stops_serve_with_a_message_naming
     .await;
     assert!(proxy_announcements(&binary).is_empty());
 }
+
+#[test]
+fn check_config_reports_a_socks_proxy_for_a_provider_endpoint_as_serve_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path(), &config_toml("https://kick-provider.invalid"));
+    let config = config.to_str().expect("utf8");
+    let socks_url = format!("socks4://proxy-user:{PROXY_PASSWORD_CANARY}@127.0.0.1:1080");
+
+    let output = binary_command(
+        &["check-config", "--config", config],
+        &[("HTTPS_PROXY", socks_url)],
+    )
+    .output()
+    .expect("check-config runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr.contains("socks4://127.0.0.1:1080")
+            && stderr.contains("`token_url` (https://kick-provider.invalid:443)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PROXY_PASSWORD_CANARY), "{stderr}");
+
+    // Control: without it, the same config checks out.
+    let output = binary_command(&["check-config", "--config", config], &[])
+        .output()
+        .expect("check-config runs");
+    assert_eq!(output.status.code(), Some(0));
+}
