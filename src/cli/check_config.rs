@@ -1,16 +1,23 @@
 //! `kick-oauth-proxy check-config`: validate a config and print the effective settings.
 
+use crate::exchange::Provider;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Prints the effective settings with secrets redacted (exit 0), or why the config is invalid
-/// (exit 2, as `serve` would).
+/// (exit 2, as `serve` would). Builds each provider's HTTP client as `serve` does, so what only
+/// that refuses (an endpoint the environment sends through a SOCKS proxy) is reported here too,
+/// with `serve`'s exit code 1.
 pub fn run(config: &Path) -> ExitCode {
-    match super::load(config) {
-        Some(settings) => {
-            print!("{}", settings.redacted_toml());
-            ExitCode::SUCCESS
+    let Some(settings) = super::load(config) else {
+        return ExitCode::from(2);
+    };
+    for provider in settings.providers.values() {
+        if let Err(error) = Provider::new(&settings, provider) {
+            eprintln!("kick-oauth-proxy: {error}");
+            return ExitCode::FAILURE;
         }
-        None => ExitCode::from(2),
     }
+    print!("{}", settings.redacted_toml());
+    ExitCode::SUCCESS
 }

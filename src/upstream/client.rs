@@ -40,6 +40,36 @@ pub enum BuildError {
         #[source]
         source: hyper::http::uri::InvalidUri,
     },
+    /// The environment's egress proxy for an endpoint is a SOCKS proxy (`socks4://`, `socks4a://`,
+    /// `socks5://`, `socks5h://`), which this client does not speak: spoken to as an HTTP proxy,
+    /// it would fail every call. Both are named as `scheme://host:port` alone: never the proxy's
+    /// credentials, nor the endpoint's user info, path or query.
+    #[error(
+        "`{key}` ({endpoint}) would go through the SOCKS proxy {proxy} named by the environment \
+         (`ALL_PROXY`, `HTTPS_PROXY` or `HTTP_PROXY`): only http:// and https:// egress proxies \
+         are supported; exclude the host with `NO_PROXY` or use an HTTP proxy"
+    )]
+    SocksProxy {
+        /// The config key of the endpoint.
+        key: &'static str,
+        /// The endpoint, `scheme://host:port`.
+        endpoint: String,
+        /// The proxy, `scheme://host:port`.
+        proxy: String,
+    },
+}
+
+/// `scheme://host:port` of `uri` (the scheme's default port when it names none): how logs and
+/// errors name an endpoint or an egress proxy, without user info, path or query.
+fn origin(uri: &hyper::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let port = uri.port_u16().unwrap_or(match scheme {
+        "https" => 443,
+        "http" => 80,
+        // SOCKS (RFC 1928 §3).
+        _ => 1080,
+    });
+    format!("{scheme}://{}:{port}", uri.host().unwrap_or_default())
 }
 
 impl ProviderSettings {
@@ -61,8 +91,10 @@ impl ProviderSettings {
         .with_protocol_versions(rustls::ALL_VERSIONS)?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        // A `CONNECT` to an https:// proxy is HTTP/1.1 whatever the provider speaks.
-        let to_tunnel_proxy = Arc::new(tls.clone());
+        // An https:// proxy is spoken to in HTTP/1.1 whatever the provider speaks: a `CONNECT`,
+        // or an http:// endpoint's request in absolute form. Offering it `h2` by ALPN would
+        // have the request sent to the proxy over HTTP/2.
+        let to_proxy = Arc::new(tls.clone());
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let tls = Arc::new(tls);
 
@@ -81,7 +113,7 @@ impl ProviderSettings {
         let proxies = Arc::new(Matcher::from_env());
         let connector = Connector {
             direct: hyper_rustls::HttpsConnector::from((tcp.clone(), Arc::clone(&tls))),
-            to_tunnel_proxy: hyper_rustls::HttpsConnector::from((tcp, to_tunnel_proxy)),
+            to_proxy: hyper_rustls::HttpsConnector::from((tcp, to_proxy)),
             tls,
             proxies: Arc::clone(&proxies),
             user_agent: USER_AGENT,
@@ -100,7 +132,9 @@ impl ProviderSettings {
     }
 
     /// The upstream endpoint for this provider; its pool keeps at most `max_idle` idle connections
-    /// (`limits.max_upstream_calls`: as many as can be in use at once).
+    /// (`limits.max_upstream_calls`: as many as can be in use at once). Refuses an endpoint the
+    /// environment would send through a SOCKS proxy ([`BuildError::SocksProxy`]); logs, once per
+    /// proxy, that the provider's calls go through one.
     pub fn upstream(&self, max_idle: usize) -> Result<Upstream, BuildError> {
         let client = self.client(max_idle)?;
         let token = client.endpoint("token_url", &self.token_url)?;
@@ -109,6 +143,24 @@ impl ProviderSettings {
             .as_ref()
             .map(|url| client.endpoint("revoke_url", url))
             .transpose()?;
+        let mut proxies: Vec<(&str, Vec<&str>)> = Vec::new();
+        for endpoint in std::iter::once(&token).chain(&revoke) {
+            let Some(proxy) = &endpoint.egress_proxy else {
+                continue;
+            };
+            match proxies.iter_mut().find(|(p, _)| p == proxy) {
+                Some((_, keys)) => keys.push(endpoint.key),
+                None => proxies.push((proxy, vec![endpoint.key])),
+            }
+        }
+        for (proxy, keys) in proxies {
+            tracing::info!(
+                provider = %self.name,
+                proxy,
+                endpoints = %keys.join(","),
+                "provider calls go through an egress proxy"
+            );
+        }
         Ok(Upstream {
             client,
             token,
@@ -128,8 +180,9 @@ impl ProviderSettings {
 
 impl Client {
     /// `url` resolved once: its URI, the Basic credentials of its user info (sent as reqwest sent
-    /// them, and taken out of the URI), and the egress proxy's credentials when an http:// URL is
-    /// reached through one (an https:// one sends them in the tunnel's `CONNECT`).
+    /// them, and taken out of the URI), the egress proxy it goes through, and that proxy's
+    /// credentials when an http:// URL is reached through one (an https:// one sends them in the
+    /// tunnel's `CONNECT`). An egress proxy that is not http:// or https:// is refused.
     fn endpoint(&self, key: &'static str, url: &Url) -> Result<Endpoint, BuildError> {
         let mut url = url.clone();
         let userinfo = super::userinfo_authorization(&mut url);
@@ -137,13 +190,24 @@ impl Client {
             .as_str()
             .parse()
             .map_err(|source| BuildError::Uri { key, source })?;
-        let proxy_authorization = self
-            .proxies
-            .intercept(&uri)
+        let proxy = self.proxies.intercept(&uri);
+        if let Some(proxy) = &proxy {
+            // `Matcher` keeps only http://, https:// and SOCKS proxies.
+            if !matches!(proxy.uri().scheme_str(), Some("http" | "https")) {
+                return Err(BuildError::SocksProxy {
+                    key,
+                    endpoint: origin(&uri),
+                    proxy: origin(proxy.uri()),
+                });
+            }
+        }
+        let proxy_authorization = proxy
+            .as_ref()
             .filter(|_| uri.scheme() == Some(&hyper::http::uri::Scheme::HTTP))
-            .filter(|proxy| matches!(proxy.uri().scheme_str(), Some("http") | Some("https")))
             .and_then(|proxy| proxy.basic_auth().cloned());
         Ok(Endpoint {
+            key,
+            egress_proxy: proxy.map(|proxy| origin(proxy.uri())),
             url,
             uri,
             userinfo,

@@ -31,9 +31,9 @@ pub(super) struct Connector {
     /// TCP (getaddrinfo, `TCP_NODELAY`, the connect timeout), then TLS for `https://` with ALPN
     /// `h2`, `http/1.1`.
     pub(super) direct: HttpsConnector<HttpConnector>,
-    /// The same for reaching an `https://` proxy that will open a tunnel: no ALPN, the `CONNECT`
-    /// is HTTP/1.1.
-    pub(super) to_tunnel_proxy: HttpsConnector<HttpConnector>,
+    /// The same for reaching an egress proxy: no ALPN for an `https://` one, since what it is
+    /// sent (a `CONNECT`, or an `http://` endpoint's request in absolute form) is HTTP/1.1.
+    pub(super) to_proxy: HttpsConnector<HttpConnector>,
     /// The provider's TLS settings, for the handshake inside a tunnel.
     pub(super) tls: Arc<rustls::ClientConfig>,
     /// `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, read once when the client was built.
@@ -73,14 +73,14 @@ impl Connector {
             });
         };
         if dst.scheme() != Some(&hyper::http::uri::Scheme::HTTPS) {
-            // `http://` through the proxy: the request goes to it in absolute form, with its
-            // credentials in `Proxy-Authorization` (added by the request, see `Endpoint`).
+            // `http://` through the proxy: the request goes to it in absolute form over HTTP/1.1,
+            // with its credentials in `Proxy-Authorization` (added by the request, see `Endpoint`).
             return Ok(Conn {
-                inner: MaybeHttpsStream::Http(self.direct.call(proxy.uri().clone()).await?),
+                inner: MaybeHttpsStream::Http(self.to_proxy.call(proxy.uri().clone()).await?),
                 is_proxy: true,
             });
         }
-        let mut tunnel = Tunnel::new(proxy.uri().clone(), self.to_tunnel_proxy.clone());
+        let mut tunnel = Tunnel::new(proxy.uri().clone(), self.to_proxy.clone());
         if let Some(auth) = proxy.basic_auth() {
             tunnel = tunnel.with_auth(auth.clone());
         }

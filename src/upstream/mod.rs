@@ -8,7 +8,8 @@
 //!   legacy client (HTTP/1.1, HTTP/2 by ALPN) over rustls, which follows no redirect and retries
 //!   nothing itself but a request whose pooled connection was found closed before it was written;
 //! - `connect`: opening a connection, straight or through the environment's egress proxy
-//!   (`HTTP_PROXY`, `HTTPS_PROXY` by `CONNECT`, `ALL_PROXY`, `NO_PROXY`), under the timeout;
+//!   (`HTTP_PROXY`, `HTTPS_PROXY` by `CONNECT`, `ALL_PROXY`, `NO_PROXY`; HTTP/1.1 to the proxy, a
+//!   SOCKS one refused when the client is built), under the timeout;
 //! - [`transport`]: one request under one deadline, the body capped;
 //! - [`classify`]: an answer sorted into the contract's table;
 //! - [`error`]: [`UpstreamError`] and the one table of what each outcome means.
@@ -91,6 +92,11 @@ pub struct Upstream {
 
 /// One endpoint, resolved once when the client is built: nothing about it is parsed per request.
 struct Endpoint {
+    /// Its config key (`token_url`, `revoke_url`).
+    key: &'static str,
+    /// The egress proxy its calls go through, `scheme://host:port` (no credentials): logged once
+    /// at start-up.
+    egress_proxy: Option<String>,
     /// As configured, without user info: a revocation adds its query string to it.
     url: Url,
     /// The same, as the HTTP client takes it.

@@ -1,124 +1,73 @@
 //! The egress proxy of the environment, for provider calls: `HTTP_PROXY` (absolute-form request
-//! to the proxy, its credentials in `Proxy-Authorization`), `HTTPS_PROXY` (a `CONNECT` tunnel;
-//! the request itself never reaches the proxy in clear), `NO_PROXY`. The variables are
+//! to the proxy over HTTP/1.1, its credentials in `Proxy-Authorization`), `HTTPS_PROXY` (a
+//! `CONNECT` tunnel; the request itself never reaches the proxy in clear), `NO_PROXY`, the start-up
+//! log line naming the proxy, and a SOCKS proxy refused at start-up. The variables are
 //! process-global, so each test runs the real binary as a child with its own environment.
 
+use crate::helpers::tls_provider::{pointing_at, TestCa, TlsProvider};
 use crate::helpers::*;
 use serde_json::Value;
-use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// Every variable that names an egress proxy, in both spellings.
-const PROXY_VARIABLES: [&str; 8] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
 /// `proxy-user:proxy-pass`, as HTTP Basic credentials.
 const PROXY_BASIC: &str = "Basic cHJveHktdXNlcjpwcm94eS1wYXNz";
 
-/// `kick-oauth-proxy serve` with `config` and exactly the proxy variables in `env`; killed on drop.
-struct Binary {
-    child: std::process::Child,
-    addr: String,
+/// The password of a proxy URL, which no log line or error may show.
+const PROXY_PASSWORD_CANARY: &str = "proxy-pass-CANARY";
+
+/// Writes `toml` to `dir/proxy.toml`; its path.
+fn config_file(dir: &Path, toml: &str) -> PathBuf {
+    let file = dir.join("proxy.toml");
+    std::fs::write(&file, toml).expect("write config");
+    file
 }
 
-impl Binary {
-    async fn start(config: String, env: Vec<(&'static str, String)>) -> Self {
-        tokio::task::spawn_blocking(move || {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let file = dir.path().join("proxy.toml");
-            std::fs::write(&file, config).expect("write config");
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"));
-            command
-                .args(["serve", "--config", file.to_str().expect("utf8 path")])
-                .env("KICK_PROXY_LOG__FORMAT", "json")
-                .env_remove("RUST_LOG")
-                .env_remove("REQUEST_METHOD")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null());
-            for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("KICK_PROXY_")) {
-                command.env_remove(key);
-            }
-            for key in PROXY_VARIABLES {
-                command.env_remove(key);
-            }
-            let mut child = command.envs(env).spawn().expect("binary starts");
-            let stdout = child.stdout.take().expect("stdout");
-            // The config is read at start-up: the "listening" line comes after it.
-            let mut lines = std::io::BufReader::new(stdout).lines();
-            let addr = loop {
-                let line = lines
-                    .next()
-                    .expect("the binary logs \"listening\" before it exits")
-                    .expect("a log line");
-                let Ok(event) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if event["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("listening"))
-                {
-                    break event["addr"].as_str().expect("addr").to_owned();
-                }
-            };
-            // Keep draining stdout so the child never blocks on a full pipe.
-            std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-            Binary { child, addr }
-        })
-        .await
-        .expect("join")
-    }
-
-    /// `/token` with the valid defaults, sent straight to the binary (no proxy on this side).
-    async fn exchange(&self) -> reqwest::Response {
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client")
-            .post(format!("http://{}/api/v1/kick/token", self.addr))
-            .json(&exchange_body())
-            .send()
-            .await
-            .expect("proxy answers")
-    }
+/// Writes `ca` and a config whose `kick` token endpoint is `token_url`, with `ca` as its
+/// `ca_file`, to `dir`; the config's path.
+fn config_file_trusting(dir: &Path, ca: &TestCa, token_url: &str) -> PathBuf {
+    let ca_file = ca.write(dir, "ca.pem");
+    let toml = pointing_at(config_toml("http://127.0.0.1:9"), token_url, Some(&ca_file));
+    config_file(dir, &toml)
 }
 
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A wiremock answering Kick's success shape to `POST /oauth/token`, `times` times.
+async fn token_endpoint(times: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
+        .expect(times)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The start-up lines that say a provider's calls go through an egress proxy.
+fn proxy_announcements(binary: &RunningBinary) -> Vec<Value> {
+    binary
+        .logged()
+        .into_iter()
+        .filter(|event| event["message"] == "provider calls go through an egress proxy")
+        .collect()
 }
 
 #[tokio::test]
 async fn provider_calls_go_through_the_http_proxy_the_environment_names() {
     // The "proxy" answers as the provider would; the provider's own address is dead (port 9).
-    let proxy = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
-        .expect(1)
-        .mount(&proxy)
-        .await;
+    let proxy = token_endpoint(1).await;
     let proxy_url = format!(
         "http://proxy-user:proxy-pass@{}",
         proxy.address() // credentials in the proxy URL, as curl takes them
     );
-    let binary = Binary::start(
-        config_toml("http://127.0.0.1:9"),
-        vec![("HTTP_PROXY", proxy_url)],
-    )
-    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path(), &config_toml("http://127.0.0.1:9"));
+    let binary = spawn_binary_with_env(&config, &[("HTTP_PROXY", proxy_url)]).await;
 
     let response = binary.exchange().await;
 
@@ -141,124 +90,395 @@ async fn provider_calls_go_through_the_http_proxy_the_environment_names() {
         concat!("kick-oauth-proxy/", env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(form_of(request), exchange_form());
+    // Logged once at start-up, both endpoints on one line, without the credentials.
+    let announced = proxy_announcements(&binary);
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0]["provider"], "kick");
+    assert_eq!(
+        announced[0]["proxy"],
+        format!("http://{}", proxy.address()).as_str()
+    );
+    assert_eq!(announced[0]["endpoints"], "token_url,revoke_url");
+    assert_eq!(announced[0]["level"], "INFO");
+    assert!(binary.logged().iter().all(|event| {
+        let line = event.to_string();
+        !line.contains("proxy-pass") && !line.contains("proxy-user")
+    }));
 }
 
-#[tokio::test]
-async fn no_proxy_sends_provider_calls_straight_to_the_provider() {
+/// Runs one exchange against a wiremock provider on 127.0.0.1 with `HTTP_PROXY` naming another
+/// wiremock, plus `extra` variables; the calls each of them received (proxy, provider).
+async fn exchange_with_http_proxy_and(extra: &[(&str, String)]) -> (usize, usize) {
     let provider = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/oauth/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
-        .expect(1)
-        .mount(&provider)
-        .await;
     let proxy = MockServer::start().await;
-    Mock::given(path("/oauth/token"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&proxy)
-        .await;
-    let binary = Binary::start(
-        config_toml(&provider.uri()),
-        vec![
-            ("http_proxy", proxy.uri()),
-            ("no_proxy", "localhost, 127.0.0.1".to_owned()),
-        ],
-    )
-    .await;
+    // Both answer as the provider: whichever is called, the exchange works.
+    for server in [&provider, &proxy] {
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
+            .mount(server)
+            .await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path(), &config_toml(&provider.uri()));
+    let mut env = vec![("http_proxy", proxy.uri())];
+    env.extend(extra.iter().cloned());
+    let binary = spawn_binary_with_env(&config, &env).await;
 
     let response = binary.exchange().await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.expect("json"), kick_tokens());
-    let received = provider.received_requests().await.expect("recorded");
-    assert_eq!(received.len(), 1);
-    assert_eq!(form_of(&received[0]), exchange_form());
-    assert!(proxy
-        .received_requests()
-        .await
-        .expect("recorded")
-        .is_empty());
+    let proxy_calls = proxy.received_requests().await.expect("recorded");
+    let provider_calls = provider.received_requests().await.expect("recorded");
+    for request in proxy_calls.iter().chain(&provider_calls) {
+        assert_eq!(form_of(request), exchange_form());
+    }
+    (proxy_calls.len(), provider_calls.len())
 }
 
-/// A proxy that records every `CONNECT` head it receives and refuses the tunnel (403).
-async fn refusing_connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+#[tokio::test]
+async fn no_proxy_naming_the_provider_host_sends_its_calls_straight_to_it() {
+    // Control: the same setup without NO_PROXY goes through the proxy.
+    assert_eq!(
+        exchange_with_http_proxy_and(&[]).await,
+        (1, 0),
+        "(proxy, provider) calls without NO_PROXY"
+    );
+
+    assert_eq!(
+        exchange_with_http_proxy_and(&[("no_proxy", "127.0.0.1".to_owned())]).await,
+        (0, 1),
+        "(proxy, provider) calls with NO_PROXY=127.0.0.1"
+    );
+}
+
+/// An HTTP proxy for `CONNECT` only: records each request head it receives, and either refuses
+/// the tunnel (403) or opens it to the named host and port, recording every byte the client sends
+/// through it.
+struct ConnectProxy {
+    addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    relayed: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ConnectProxy {
+    async fn refusing() -> Self {
+        Self::start(false).await
+    }
+
+    async fn tunnelling() -> Self {
+        Self::start(true).await
+    }
+
+    async fn start(tunnel: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let relayed = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn({
+            let heads = Arc::clone(&heads);
+            let relayed = Arc::clone(&relayed);
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let heads = Arc::clone(&heads);
+                    let relayed = Arc::clone(&relayed);
+                    tokio::spawn(serve_connect(stream, tunnel, heads, relayed));
+                }
+            }
+        });
+        Self {
+            addr,
+            heads,
+            relayed,
+            task,
+        }
+    }
+
+    /// Its URL, with credentials as curl takes them.
+    fn url(&self) -> String {
+        format!("http://proxy-user:proxy-pass@{}", self.addr)
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("lock").clone()
+    }
+
+    fn relayed(&self) -> Vec<u8> {
+        self.relayed.lock().expect("lock").clone()
+    }
+}
+
+async fn serve_connect(
+    mut client: tokio::net::TcpStream,
+    tunnel: bool,
+    heads: Arc<Mutex<Vec<String>>>,
+    relayed: Arc<Mutex<Vec<u8>>>,
+) {
+    // The client waits for the answer before it sends anything through the tunnel.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    heads.lock().expect("lock").push(head.clone());
+    let target = head
+        .strip_prefix("CONNECT ")
+        .and_then(|rest| rest.split(' ').next())
+        .map(str::to_owned);
+    let upstream = match (tunnel, target) {
+        (true, Some(target)) => tokio::net::TcpStream::connect(target).await.ok(),
+        _ => None,
+    };
+    let Some(upstream) = upstream else {
+        let _ = client
+            .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
         .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    tokio::spawn({
-        let heads = Arc::clone(&heads);
-        async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let heads = Arc::clone(&heads);
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    heads
-                        .lock()
-                        .expect("lock")
-                        .push(String::from_utf8_lossy(&head).into_owned());
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                });
+        .is_err()
+    {
+        return;
+    }
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_upstream, mut to_upstream) = upstream.into_split();
+    let outbound = async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+            relayed.lock().expect("lock").extend_from_slice(&buf[..n]);
+            if to_upstream.write_all(&buf[..n]).await.is_err() {
+                break;
             }
         }
-    });
-    (format!("http://proxy-user:proxy-pass@{addr}"), heads)
+        let _ = to_upstream.shutdown().await;
+    };
+    let inbound = async {
+        let _ = tokio::io::copy(&mut from_upstream, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+    };
+    tokio::join!(outbound, inbound);
+}
+
+/// The header `name` (lower case) of a request head.
+fn head_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(": "))
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 #[tokio::test]
 async fn https_provider_calls_tunnel_through_the_https_proxy_with_connect() {
-    let (proxy_url, heads) = refusing_connect_proxy().await;
+    let proxy = ConnectProxy::refusing().await;
+    let dir = tempfile::tempdir().expect("tempdir");
     // A name that does not resolve here: through a proxy, only the proxy resolves it.
-    let binary = Binary::start(
-        config_toml("https://kick-provider.invalid"),
-        vec![("HTTPS_PROXY", proxy_url)],
-    )
-    .await;
+    let config = config_file(dir.path(), &config_toml("https://kick-provider.invalid"));
+    let binary = spawn_binary_with_env(&config, &[("HTTPS_PROXY", proxy.url())]).await;
 
     // The tunnel is refused: nothing was sent to the provider, so the connect is tried twice.
     assert_kick_502(binary.exchange().await).await;
 
-    let heads = heads.lock().expect("lock").clone();
+    let heads = proxy.heads();
     assert_eq!(
         heads.len(),
         2,
         "one CONNECT, then the connect retry: {heads:?}"
     );
     for head in &heads {
-        let mut lines = head.lines();
         assert_eq!(
-            lines.next(),
+            head.lines().next(),
             Some("CONNECT kick-provider.invalid:443 HTTP/1.1")
         );
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(": "))
-            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
-            .collect();
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(header("host"), Some("kick-provider.invalid:443"));
-        assert_eq!(header("proxy-authorization"), Some(PROXY_BASIC));
+        assert_eq!(head_header(head, "host"), Some("kick-provider.invalid:443"));
+        assert_eq!(head_header(head, "proxy-authorization"), Some(PROXY_BASIC));
         assert_eq!(
-            header("user-agent"),
+            head_header(head, "user-agent"),
             Some(concat!("kick-oauth-proxy/", env!("CARGO_PKG_VERSION")))
         );
         // The exchange itself goes inside the tunnel, never to the proxy in clear.
         assert!(!head.contains(CLIENT_SECRET), "{head}");
         assert!(!head.contains(CODE), "{head}");
     }
+}
+
+#[tokio::test]
+async fn the_exchange_goes_over_tls_and_http2_inside_the_connect_tunnel_unseen_by_the_proxy() {
+    let ca = TestCa::new("kick-oauth-proxy tunnel test CA");
+    let provider = TlsProvider::h2(&ca).await;
+    let proxy = ConnectProxy::tunnelling().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file_trusting(dir.path(), &ca, &provider.token_url());
+    let binary = spawn_binary_with_env(&config, &[("HTTPS_PROXY", proxy.url())]).await;
+
+    let response = binary.exchange().await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.expect("json"), kick_tokens());
+    // The proxy saw one CONNECT naming the provider's host and port, and nothing else in clear.
+    let heads = proxy.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert_eq!(
+        heads[0].lines().next(),
+        Some(format!("CONNECT {} HTTP/1.1", provider.addr).as_str())
+    );
+    assert_eq!(
+        head_header(&heads[0], "proxy-authorization"),
+        Some(PROXY_BASIC)
+    );
+    let relayed = String::from_utf8_lossy(&proxy.relayed()).into_owned();
+    assert!(!relayed.is_empty(), "the exchange went through the tunnel");
+    for clear in [
+        CLIENT_SECRET,
+        CODE,
+        VERIFIER,
+        "client_secret",
+        "/oauth/token",
+    ] {
+        assert!(
+            !relayed.contains(clear) && !heads[0].contains(clear),
+            "the proxy saw {clear:?}"
+        );
+    }
+    // The provider got the exchange over TLS and HTTP/2 (negotiated with it, not the proxy).
+    let received = provider.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(received[0].version, hyper::Version::HTTP_2);
+    assert_eq!(received[0].path, "/oauth/token");
+    assert_eq!(received[0].form, exchange_form());
+    assert_eq!(provider.connections(), 1);
+    // Only the https:// token endpoint goes through HTTPS_PROXY (the revoke URL is http://).
+    let announced = proxy_announcements(&binary);
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(
+        announced[0]["proxy"],
+        format!("http://{}", proxy.addr).as_str()
+    );
+    assert_eq!(announced[0]["endpoints"], "token_url");
+}
+
+#[tokio::test]
+async fn an_http_endpoint_reached_through_an_https_proxy_is_sent_over_http1_not_h2() {
+    // The https:// "proxy" offers h2 by ALPN and answers as the provider would: the request must
+    // still reach it as HTTP/1.1 in absolute form, as a proxy expects.
+    let ca = TestCa::new("kick-oauth-proxy https proxy test CA");
+    let proxy = TlsProvider::h2(&ca).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The proxy's certificate is trusted through the provider's ca_file, as its TLS roots.
+    let config = config_file_trusting(dir.path(), &ca, "http://127.0.0.1:9/oauth/token");
+    let proxy_url = format!("https://proxy-user:proxy-pass@{}", proxy.addr);
+    let binary = spawn_binary_with_env(&config, &[("HTTP_PROXY", proxy_url)]).await;
+
+    let response = binary.exchange().await;
+
+    assert_eq!(response.status(), 200);
+    let received = proxy.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let request = &received[0];
+    assert_ne!(
+        request.alpn.as_deref(),
+        Some(&b"h2"[..]),
+        "the TLS connection to the proxy must not negotiate h2"
+    );
+    assert_eq!(request.version, hyper::Version::HTTP_11);
+    assert_eq!(request.authority.as_deref(), Some("127.0.0.1:9"));
+    assert_eq!(request.path, "/oauth/token");
+    assert_eq!(request.header("proxy-authorization"), Some(PROXY_BASIC));
+    assert_eq!(request.form, exchange_form());
+}
+
+#[tokio::test]
+async fn a_socks_proxy_for_a_provider_endpoint_stops_serve_with_a_message_naming_both() {
+    // Nothing may be sent to it: the listener only proves that.
+    let socks = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let socks_addr = socks.local_addr().expect("addr");
+    let socks_url = format!("socks5h://proxy-user:{PROXY_PASSWORD_CANARY}@{socks_addr}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path(), &config_toml("https://kick-provider.invalid"));
+
+    let mut binary = start_binary(&config, &[("ALL_PROXY", socks_url.clone())]);
+    let (code, lines) = binary
+        .exited_within(Duration::from_secs(20))
+        .await
+        .expect("serve exits at start-up");
+
+    assert_eq!(code, Some(1), "{lines:?}");
+    let all = lines.join("\n");
+    assert!(
+        all.contains(&format!("socks5h://{socks_addr}"))
+            && all.contains("provider `kick`")
+            && all.contains("`token_url` (https://kick-provider.invalid:443)")
+            && all.contains("NO_PROXY"),
+        "{all}"
+    );
+    assert!(!all.contains(PROXY_PASSWORD_CANARY), "{all}");
+    assert!(!all.contains("proxy-user"), "{all}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), socks.accept())
+            .await
+            .is_err(),
+        "nothing connected to the SOCKS proxy"
+    );
+
+    // Control: the same SOCKS proxy with the provider's host in NO_PROXY is not used, so serve
+    // starts (the revoke URL is on the same host).
+    let binary = spawn_binary_with_env(
+        &config,
+        &[
+            ("ALL_PROXY", socks_url),
+            ("NO_PROXY", "kick-provider.invalid".to_owned()),
+        ],
+    )
+    .await;
+    assert!(proxy_announcements(&binary).is_empty());
+}
+
+#[test]
+fn check_config_reports_a_socks_proxy_for_a_provider_endpoint_as_serve_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path(), &config_toml("https://kick-provider.invalid"));
+    let config = config.to_str().expect("utf8");
+    let socks_url = format!("socks4://proxy-user:{PROXY_PASSWORD_CANARY}@127.0.0.1:1080");
+
+    let output = binary_command(
+        &["check-config", "--config", config],
+        &[("HTTPS_PROXY", socks_url)],
+    )
+    .output()
+    .expect("check-config runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr.contains("socks4://127.0.0.1:1080")
+            && stderr.contains("`token_url` (https://kick-provider.invalid:443)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PROXY_PASSWORD_CANARY), "{stderr}");
+
+    // Control: without it, the same config checks out.
+    let output = binary_command(&["check-config", "--config", config], &[])
+        .output()
+        .expect("check-config runs");
+    assert_eq!(output.status.code(), Some(0));
 }

@@ -4,10 +4,13 @@
 //! or a whole config for a provider that is not wiremock).
 //!
 //! `raw_http` writes and reads HTTP/1.1 by hand; `cases` states a request and what it must
-//! produce, for the tests that send many variations of one request.
+//! produce, for the tests that send many variations of one request; `tls_provider` is a token
+//! endpoint over TLS from a private CA. [`spawn_binary`] and [`start_binary`] run the real binary
+//! instead, for what is process-wide (signals, exit codes, the environment).
 
 pub mod cases;
 pub mod raw_http;
+pub mod tls_provider;
 
 use kick_oauth_proxy::config::Settings;
 
@@ -378,7 +381,24 @@ pub async fn assert_kick_502(response: reqwest::Response) {
     );
 }
 
-/// The real binary, `serve`-ing a config file, with its JSON log lines collected.
+/// Every variable that names an egress proxy, in both spellings; the binary starts without them
+/// unless a test sets them.
+pub const PROXY_VARIABLES: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// How long the binary may take to log "listening".
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The real binary, `serve`-ing a config file, with its JSON log lines collected; killed when
+/// dropped.
 pub struct RunningBinary {
     pub child: std::process::Child,
     pub addr: String,
@@ -388,17 +408,55 @@ pub struct RunningBinary {
 
 /// Starts `kick-oauth-proxy serve --config config` and waits for its "listening" line.
 pub async fn spawn_binary(config: &std::path::Path) -> RunningBinary {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
-        .args(["serve", "--config", config.to_str().expect("utf8 path")])
-        .env("KICK_PROXY_LOG__FORMAT", "json")
+    spawn_binary_with_env(config, &[]).await
+}
+
+/// As [`spawn_binary`], with `env` set: waits for "listening" (20 s at most).
+pub async fn spawn_binary_with_env(
+    config: &std::path::Path,
+    env: &[(&str, String)],
+) -> RunningBinary {
+    let mut running = start_binary(config, env);
+    let listening = running.wait_for_log_within("listening", READY_WITHIN).await;
+    running.addr = listening["addr"].as_str().expect("addr").to_owned();
+    running
+}
+
+/// `kick-oauth-proxy ARGS` with JSON logs, no `KICK_PROXY_*` variable and no egress proxy
+/// variable of this process's environment, then `env`.
+pub fn binary_command(args: &[&str], env: &[(&str, String)]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"));
+    command
+        .args(args)
         .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("binary starts");
+        // A CGI environment turns the egress proxy variables off.
+        .env_remove("REQUEST_METHOD");
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("KICK_PROXY_")) {
+        command.env_remove(key);
+    }
+    for key in PROXY_VARIABLES {
+        command.env_remove(key);
+    }
+    command
+        .env("KICK_PROXY_LOG__FORMAT", "json")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// Starts `kick-oauth-proxy serve --config config` as [`binary_command`] runs it; does not wait.
+pub fn start_binary(config: &std::path::Path, env: &[(&str, String)]) -> RunningBinary {
+    use std::io::BufRead;
+    let mut child = binary_command(
+        &["serve", "--config", config.to_str().expect("utf8 path")],
+        env,
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("binary starts");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Drains stdout to the end, so the child never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
             .lines()
@@ -407,20 +465,46 @@ pub async fn spawn_binary(config: &std::path::Path) -> RunningBinary {
             let _ = tx.send(line);
         }
     });
-    let mut running = RunningBinary {
+    RunningBinary {
         child,
         addr: String::new(),
         lines,
         seen: Vec::new(),
-    };
-    let listening = running.wait_for_log("listening").await;
-    running.addr = listening["addr"].as_str().expect("addr").to_owned();
-    running
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        // Already reaped when the test waited for its exit: then both do nothing.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl RunningBinary {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `/token` with the valid defaults, sent straight to the binary (no proxy on this side).
+    pub async fn exchange(&self) -> reqwest::Response {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .post(self.url("/api/v1/kick/token"))
+            .json(&exchange_body())
+            .send()
+            .await
+            .expect("proxy answers")
+    }
+
+    /// The log lines read so far, parsed (those that are JSON).
+    pub fn logged(&self) -> Vec<Value> {
+        self.seen
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     /// Sends a signal (`TERM`, `HUP`, …) to the process.
@@ -434,13 +518,28 @@ impl RunningBinary {
 
     /// Waits (10 s at most) for a log line whose message contains `needle`; returns it parsed.
     pub async fn wait_for_log(&mut self, needle: &str) -> Value {
+        self.wait_for_log_within(needle, std::time::Duration::from_secs(10))
+            .await
+    }
+
+    /// Waits (`limit` at most) for a log line whose message contains `needle`; returns it parsed.
+    pub async fn wait_for_log_within(&mut self, needle: &str, limit: std::time::Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let line = tokio::time::timeout(std::time::Duration::from_secs(10), self.lines.recv())
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
                 .await
                 .unwrap_or_else(|_| {
-                    panic!("no log line with {needle:?} in time; saw {:?}", self.seen)
+                    panic!(
+                        "no log line with {needle:?} within {limit:?}; saw {:?}",
+                        self.seen
+                    )
                 })
-                .expect("the process is running");
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the process ended without logging {needle:?}; saw {:?}",
+                        self.seen
+                    )
+                });
             self.seen.push(line.clone());
             if let Ok(event) = serde_json::from_str::<Value>(&line) {
                 if event["message"]
@@ -453,12 +552,36 @@ impl RunningBinary {
         }
     }
 
-    /// Waits for the process to exit; its exit code.
+    /// The process's exit code if it exits within `limit` (polled; never waits longer), with
+    /// every line it logged by then.
+    pub async fn exited_within(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<(Option<i32>, Vec<String>)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        // Its stdout is closed: the reader thread sends what is left, then ends.
+        while let Ok(Some(line)) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.lines.recv()).await
+        {
+            self.seen.push(line);
+        }
+        Some((status.code(), self.seen.clone()))
+    }
+
+    /// Waits (60 s at most) for the process to exit; its exit code.
     pub async fn exit_code(mut self) -> Option<i32> {
-        tokio::task::spawn_blocking(move || self.child.wait())
+        self.exited_within(std::time::Duration::from_secs(60))
             .await
-            .expect("join")
-            .expect("wait")
-            .code()
+            .expect("the process exits within 60 s")
+            .0
     }
 }
