@@ -27,10 +27,12 @@ pub struct Provider {
 impl Provider {
     /// Builds the provider's client from validated settings.
     pub fn new(settings: &Settings, p: &ProviderSettings) -> Result<Self, ClientBuildError> {
-        let upstream = p.upstream(settings.limits.max_upstream_calls).map_err(|source| ClientBuildError {
-            provider: p.name.clone(),
-            source,
-        })?;
+        let upstream = p
+            .upstream(settings.limits.max_upstream_calls)
+            .map_err(|source| ClientBuildError {
+                provider: p.name.clone(),
+                source,
+            })?;
         Ok(Self {
             label: Arc::new(ProviderLabel::new(&p.name, &p.display_name)),
             allowed_redirect_uris: ArcSwap::from_pointee(p.accepted_redirect_uris()),

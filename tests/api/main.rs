@@ -27,4 +27,5 @@ mod token;
 mod upstream_ca;
 mod upstream_faults;
 mod upstream_http2;
+mod upstream_pool;
 mod validation;
