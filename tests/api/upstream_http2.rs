@@ -1,7 +1,8 @@
 //! HTTP/2 to a provider that offers it by ALPN (`h2` before `http/1.1`), over TLS from a private
 //! CA trusted by `ca_file`: the exchange works, sequential calls share one connection, and the
 //! request is the same as over HTTP/1.1 (method, path, authority, headers, form). A stream the
-//! provider refuses unprocessed (`REFUSED_STREAM`) is sent again; one it resets otherwise is not.
+//! provider refuses unprocessed (`REFUSED_STREAM`, or left out of a graceful `GOAWAY`) is sent
+//! again, at most twice; one it resets otherwise is not.
 
 use crate::helpers::tls_provider::{pointing_at, TestCa, TlsProvider};
 use crate::helpers::*;
@@ -88,5 +89,38 @@ async fn a_stream_the_provider_reset_otherwise_is_not_sent_again() {
         "error_kick_server_error"
     );
     assert_eq!(provider.streams(), 1, "one attempt only");
+    assert!(provider.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_stream_left_out_of_a_graceful_goaway_is_sent_again_on_a_new_connection() {
+    let ca = TestCa::new("kick-oauth-proxy h2 test CA");
+    let provider = TlsProvider::h2_going_away_first(&ca).await;
+    let (app, _dir) = app_for(&provider, &ca).await;
+
+    let response = app.exchange().await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.expect("json"), kick_tokens());
+    assert_eq!(provider.connections(), 2, "GOAWAY, then a new connection");
+    let received = provider.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].form, exchange_form());
+}
+
+#[tokio::test]
+async fn a_stream_refused_every_time_is_sent_at_most_twice_more() {
+    let ca = TestCa::new("kick-oauth-proxy h2 test CA");
+    let provider = TlsProvider::h2_resetting(&ca, h2::Reason::REFUSED_STREAM, usize::MAX).await;
+    let (app, _dir) = app_for(&provider, &ca).await;
+
+    let response = app.exchange().await;
+
+    assert_eq!(response.status(), 502);
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["error"],
+        "error_kick_server_error"
+    );
+    assert_eq!(provider.streams(), 3, "the first attempt and two more");
     assert!(provider.received().is_empty());
 }

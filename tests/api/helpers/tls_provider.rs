@@ -144,10 +144,24 @@ impl TlsProvider {
     /// As [`TlsProvider::h2`], the first HTTP/2 stream reset with `reason` (served with the `h2`
     /// crate directly, which can send any reset); the others are answered.
     pub async fn h2_resetting_first(ca: &TestCa, reason: h2::Reason) -> Self {
-        Self::start(ca.server_config(&[b"h2", b"http/1.1"]), Some(reason)).await
+        Self::h2_resetting(ca, reason, 1).await
     }
 
-    async fn start(config: rustls::ServerConfig, reset: Option<h2::Reason>) -> Self {
+    /// As [`TlsProvider::h2_resetting_first`], the first `count` streams reset.
+    pub async fn h2_resetting(ca: &TestCa, reason: h2::Reason, count: usize) -> Self {
+        let config = ca.server_config(&[b"h2", b"http/1.1"]);
+        Self::start(config, Some(Misbehaviour::Reset { reason, count })).await
+    }
+
+    /// As [`TlsProvider::h2`], but its first connection, once the first request's `HEADERS`
+    /// arrived, is shut down with a `GOAWAY` (`NO_ERROR`) whose last stream id, 0, leaves that
+    /// request out: a graceful shutdown in which it was not processed (RFC 9113 §6.8).
+    pub async fn h2_going_away_first(ca: &TestCa) -> Self {
+        let config = ca.server_config(&[b"h2", b"http/1.1"]);
+        Self::start(config, Some(Misbehaviour::GoAwayFirstConnection)).await
+    }
+
+    async fn start(config: rustls::ServerConfig, misbehaviour: Option<Misbehaviour>) -> Self {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -162,7 +176,7 @@ impl TlsProvider {
             let received = Arc::clone(&received);
             async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    connections.fetch_add(1, Ordering::SeqCst);
+                    let first = connections.fetch_add(1, Ordering::SeqCst) == 0;
                     let acceptor = acceptor.clone();
                     let received = Arc::clone(&received);
                     let streams = Arc::clone(&streams);
@@ -173,9 +187,16 @@ impl TlsProvider {
                         };
                         let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
                         let h2 = alpn.as_deref() == Some(b"h2");
-                        if let (true, Some(reason)) = (h2, reset) {
-                            serve_resetting_first(tls, reason, &streams, &received).await;
-                            return;
+                        match (h2, misbehaviour) {
+                            (true, Some(Misbehaviour::Reset { reason, count })) => {
+                                serve_resetting(tls, reason, count, &streams, &received).await;
+                                return;
+                            }
+                            (true, Some(Misbehaviour::GoAwayFirstConnection)) if first => {
+                                go_away_after_first_headers(tls).await;
+                                return;
+                            }
+                            _ => {}
                         }
                         streams.fetch_add(1, Ordering::SeqCst);
                         let service = hyper::service::service_fn(
@@ -230,11 +251,23 @@ impl TlsProvider {
     }
 }
 
-/// One HTTP/2 connection served with the `h2` crate: the first stream of the provider is reset
-/// with `reason`, the others get the token JSON.
-async fn serve_resetting_first(
-    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+/// How an HTTP/2 connection misbehaves.
+#[derive(Clone, Copy)]
+enum Misbehaviour {
+    /// The provider's first `count` streams are reset with `reason`.
+    Reset { reason: h2::Reason, count: usize },
+    /// See [`TlsProvider::h2_going_away_first`].
+    GoAwayFirstConnection,
+}
+
+type ServerTls = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// One HTTP/2 connection served with the `h2` crate: the provider's first `count` streams are
+/// reset with `reason`, the others get the token JSON.
+async fn serve_resetting(
+    tls: ServerTls,
     reason: h2::Reason,
+    count: usize,
     streams: &Arc<AtomicUsize>,
     received: &Arc<Mutex<Vec<Received>>>,
 ) {
@@ -242,7 +275,7 @@ async fn serve_resetting_first(
         return;
     };
     while let Some(Ok((request, mut respond))) = connection.accept().await {
-        if streams.fetch_add(1, Ordering::SeqCst) == 0 {
+        if streams.fetch_add(1, Ordering::SeqCst) < count {
             respond.send_reset(reason);
             continue;
         }
@@ -269,6 +302,57 @@ async fn serve_resetting_first(
             }
         });
     }
+}
+
+/// Speaks just enough HTTP/2 by hand (the `h2` crate counts a stream it has read as processed):
+/// the server's SETTINGS, an ACK of the client's, and once a HEADERS frame arrived a GOAWAY with
+/// last stream id 0 and `NO_ERROR`; then reads until the client closes.
+async fn go_away_after_first_headers(mut tls: ServerTls) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SETTINGS: u8 = 0x4;
+    const HEADERS: u8 = 0x1;
+    const GOAWAY: u8 = 0x7;
+    const ACK: u8 = 0x1;
+    fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let length = u32::try_from(payload.len())
+            .expect("short frame")
+            .to_be_bytes();
+        let mut bytes = vec![length[1], length[2], length[3], kind, flags, 0, 0, 0, 0];
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+    let mut preface = [0; 24];
+    if tls.read_exact(&mut preface).await.is_err()
+        || tls.write_all(&frame(SETTINGS, 0, &[])).await.is_err()
+    {
+        return;
+    }
+    loop {
+        let mut head = [0; 9];
+        if tls.read_exact(&mut head).await.is_err() {
+            return;
+        }
+        let length = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0; length];
+        if tls.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        match (head[3], head[4] & ACK) {
+            (SETTINGS, 0) if tls.write_all(&frame(SETTINGS, ACK, &[])).await.is_err() => return,
+            (HEADERS, _) => break,
+            _ => {}
+        }
+    }
+    // Last stream id 0, error code NO_ERROR (0).
+    if tls.write_all(&frame(GOAWAY, 0, &[0; 8])).await.is_err() || tls.flush().await.is_err() {
+        return;
+    }
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tls.read_to_end(&mut rest),
+    )
+    .await;
 }
 
 async fn answer(
