@@ -15,13 +15,17 @@ One stub (bench.py's), and on free ports:
   addresses in the stub's certificate: it only costs on a handshake, and there are a few per run);
 - `proxy`: the release binary with bench.py's configuration (replay off, rate limits and breaker
   off, limits 8192, `warn` JSON logs), plain-HTTP upstream; `proxy-tls`: the same with the stub's
-  TLS port (test CA through `ca_file`).
+  TLS port (test CA through `ca_file`);
+- `bare-hop`: the stub's `forward` mode, hyper's server and hyper-util's pooled client with no
+  router, no OAuth and no limits (Debian's mimalloc preloaded when installed, the proxy's
+  allocator): what one hop costs on the proxy's own stack. BENCH_BARE_HOP=0 skips it.
 All warmed up (wrk, 64 connections, 3 s). Then per connection count (BENCH_CONNS, "64,1024"),
 BENCH_REPEAT times, interleaved: direct (wrk straight to the stub), nginx-w1, nginx-w2, proxy,
 nginx-tls, proxy-tls; wrk with token.lua (distinct codes), BENCH_DURATION seconds each. Per point:
 req/s, p50/p99, CPU µs per answered request of the hop (utime + stime from /proc of the proxy, or
 of nginx's master and workers summed), of the stub, and the proxy's ratios to the nginx rows
-(medians of the runs). BENCH_NGINX_TLS=0 skips the TLS rows.
+(medians of the runs; also proxy ÷ bare-hop and bare-hop ÷ nginx). BENCH_NGINX_TLS=0 skips the
+TLS rows.
 
 Environment: PROXY_BIN, STUB_BIN (as bench.py), NGINX_BIN (default `nginx` on the PATH or
 /usr/sbin/nginx), BENCH_CONNS, BENCH_DURATION (10), BENCH_REPEAT (3), BENCH_MAX_LOAD /
@@ -48,6 +52,7 @@ JSON_OUT = sys.argv[2] if len(sys.argv) == 3 else os.path.join(bench.OUT, "nginx
 NGINX_BIN = (os.environ.get("NGINX_BIN") or shutil.which("nginx")
              or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None))
 WITH_TLS = os.environ.get("BENCH_NGINX_TLS", "1") != "0"
+WITH_BARE = os.environ.get("BENCH_BARE_HOP", "1") != "0"
 
 
 def children(pid):
@@ -150,6 +155,50 @@ http {{
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
+MIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
+
+
+class BareHop:
+    """The stub's `forward` mode: hyper and hyper-util's pooled client with nothing on top, the
+    floor of one hop on the proxy's own stack. With Debian's mimalloc preloaded when installed
+    (`apt-get install libmimalloc2.0`), the proxy's allocator."""
+
+    def __init__(self, name, stub):
+        self.name, self.port = name, bench.free_port()
+        env = dict(os.environ)
+        if os.path.exists(MIMALLOC):
+            env["LD_PRELOAD"] = MIMALLOC
+        self.allocator = "mimalloc" if "LD_PRELOAD" in env else "glibc"
+        self.proc = subprocess.Popen(
+            [bench.STUB_BIN, "forward", "--listen", f"127.0.0.1:{self.port}",
+             "--upstream", stub.url(), "--threads", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(bench.WORK, f"{name}.log"), "w"), env=env)
+        deadline = time.time() + 10
+        while True:
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"{name} did not start: see {bench.WORK}/{name}.log")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/oauth/token"
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
 def cpu(pids):
     return sum(bench.cpu_seconds(p) for p in pids)
 
@@ -158,7 +207,7 @@ def point(stub, target, conns, tls):
     """One wrk run against `target` ("direct", an Nginx or a bench.Proxy)."""
     if target == "direct":
         name, url, pids = "direct", stub.url(), []
-    elif isinstance(target, Nginx):
+    elif isinstance(target, (Nginx, BareHop)):
         name, url, pids = target.name, target.url(), target.pids()
     else:
         name, url, pids = target.name, target.url(), [target.proc.pid]
@@ -216,11 +265,12 @@ def table(info, points, names):
                 f"| {sum(p['upstream_connections'] for p in rs)} "
                 f"| {sum(p['errors'] for p in rs)} "
                 f"| {' / '.join(format(p['loadavg_before'], '.2f') for p in rs)} |")
-    L += ["", "Ratios of medians, proxy ÷ nginx (same connections, same upstream kind; "
-          "req/s: higher is better for the proxy; p99 and CPU: lower is better):", "",
-          "| conns | proxy vs | req/s ratio | p99 ratio | CPU µs/req ratio |",
+    L += ["", "Ratios of medians, hop ÷ reference (same connections, same upstream kind; "
+          "req/s: higher is better for the hop; p99 and CPU: lower is better):", "",
+          "| conns | reference (hop) | req/s ratio | p99 ratio | CPU µs/req ratio |",
           "|---:|---|---:|---:|---:|"]
-    pairs = [("proxy", "nginx-w1"), ("proxy", "nginx-w2"), ("proxy-tls", "nginx-tls")]
+    pairs = [("proxy", "nginx-w1"), ("proxy", "nginx-w2"), ("proxy-tls", "nginx-tls"),
+             ("proxy", "bare-hop"), ("bare-hop", "nginx-w2")]
     for c in bench.CONNS:
         for mine, ref in pairs:
             a, b = rows(mine, c), rows(ref, c)
@@ -248,6 +298,9 @@ def main():
         hops.append(Nginx("nginx-w1", stub, 1))
         hops.append(Nginx("nginx-w2", stub, 2))
         hops.append(bench.Proxy("proxy", stub))
+        if WITH_BARE:
+            hops.append(BareHop("bare-hop", stub))
+            info["bare_hop_allocator"] = hops[-1].allocator
         if WITH_TLS:
             hops.append(Nginx("nginx-tls", stub, 2, tls=True))
             hops.append(bench.Proxy("proxy-tls", stub, upstream_tls=True))

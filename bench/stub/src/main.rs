@@ -7,6 +7,12 @@
 //!   another. `GET /stats` on the stats port returns the counters as JSON: TCP connections accepted
 //!   per listener, TLS handshakes (full and resumed), requests. Runs until SIGTERM/SIGINT.
 //!
+//! `kick-bench-stub forward --listen ADDR --upstream URL [--threads N]`
+//!   the bare hop: an HTTP/1.1 server (hyper, no axum, no OAuth) that sends every request's body
+//!   to URL with hyper-util's pooled client (the proxy's client, without TLS or an egress proxy)
+//!   and answers with the upstream's status and body. The floor of one hop on the proxy's stack
+//!   (tokio, hyper, hyper-util), beside nginx's, in `bench/nginx.py`.
+//!
 //! `kick-bench-stub probe --url URL --ca FILE --stats URL --requests N --concurrency C [--fresh]`
 //!   sends N token requests, C at a time, with a reqwest client with the settings of the proxy's
 //!   provider client (`ProviderSettings::client` in src/upstream/client.rs, which is hyper-util's
@@ -110,7 +116,8 @@ fn main() {
     match mode.as_str() {
         "serve" => runtime.block_on(serve(args)),
         "probe" => runtime.block_on(probe(args)),
-        _ => die("usage: kick-bench-stub serve|probe --help in the file header"),
+        "forward" => runtime.block_on(forward(args)),
+        _ => die("usage: kick-bench-stub serve|probe|forward --help in the file header"),
     }
 }
 
@@ -336,6 +343,82 @@ async fn stats(url: &str) -> HashMap<String, u64> {
             Some((k.trim_matches('"').to_owned(), v.parse().ok()?))
         })
         .collect()
+}
+
+type Forwarder = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+async fn forward(args: HashMap<String, String>) {
+    let listener = TcpListener::bind(addr(&args, "listen"))
+        .await
+        .unwrap_or_else(|e| die(&format!("bind: {e}")));
+    let upstream: hyper::Uri = args
+        .get("upstream")
+        .unwrap_or_else(|| die("--upstream URL is required"))
+        .parse()
+        .unwrap_or_else(|e| die(&format!("--upstream: {e}")));
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.set_nodelay(true);
+    let client: Forwarder =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(8192)
+            .build(tcp);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (client, upstream) = (client.clone(), upstream.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                hop(client.clone(), upstream.clone(), request)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn hop(
+    client: Forwarder,
+    upstream: hyper::Uri,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let failed = || {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::BAD_GATEWAY;
+        response
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return Ok(failed());
+    };
+    let mut outbound = Request::post(upstream);
+    if let Some(kind) = parts.headers.get(hyper::header::CONTENT_TYPE) {
+        outbound = outbound.header(hyper::header::CONTENT_TYPE, kind);
+    }
+    let Ok(outbound) = outbound.body(Full::new(body)) else {
+        return Ok(failed());
+    };
+    let Ok(answer) = client.request(outbound).await else {
+        return Ok(failed());
+    };
+    let (parts, body) = answer.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return Ok(failed());
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = parts.status;
+    if let Some(kind) = parts.headers.get(hyper::header::CONTENT_TYPE) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, kind.clone());
+    }
+    Ok(response)
 }
 
 async fn probe(args: HashMap<String, String>) {
