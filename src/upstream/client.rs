@@ -1,7 +1,7 @@
 //! The HTTP client of one provider, built once at start-up from its settings, and its endpoints
 //! resolved once into what each request needs.
 
-use super::connect::Connector;
+use super::connect::{Connecting, Connector};
 use super::{Credentials, Endpoint, Upstream};
 use crate::config::ProviderSettings;
 use arc_swap::ArcSwap;
@@ -111,14 +111,13 @@ impl ProviderSettings {
         tcp.set_tcp_user_timeout(Some(Duration::from_secs(30)));
 
         let proxies = Arc::new(Matcher::from_env());
-        let connector = Connector {
+        let connector = Connector(Arc::new(Connecting {
             direct: hyper_rustls::HttpsConnector::from((tcp.clone(), Arc::clone(&tls))),
             to_proxy: hyper_rustls::HttpsConnector::from((tcp, to_proxy)),
             tls,
             proxies: Arc::clone(&proxies),
-            user_agent: USER_AGENT,
             timeout: self.timeout,
-        };
+        }));
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())

@@ -25,9 +25,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A TCP connection, with TLS for `https://` (to the provider, or to an `https://` proxy).
 type Stream = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
-/// The provider client's connector: see the module docs.
+/// The provider client's connector: see the module docs. One `Arc`: hyper-util's client clones
+/// its connector for every request, and this makes that one reference count.
 #[derive(Clone)]
-pub(super) struct Connector {
+pub(super) struct Connector(pub(super) Arc<Connecting>);
+
+/// What opening a connection needs.
+pub(super) struct Connecting {
     /// TCP (getaddrinfo, `TCP_NODELAY`, the connect timeout), then TLS for `https://` with ALPN
     /// `h2`, `http/1.1`.
     pub(super) direct: HttpsConnector<HttpConnector>,
@@ -38,8 +42,6 @@ pub(super) struct Connector {
     pub(super) tls: Arc<rustls::ClientConfig>,
     /// `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, read once when the client was built.
     pub(super) proxies: Arc<Matcher>,
-    /// Sent with a `CONNECT` too.
-    pub(super) user_agent: hyper::header::HeaderValue,
     /// The provider's timeout, for the whole of opening a connection.
     pub(super) timeout: Duration,
 }
@@ -54,21 +56,20 @@ impl Service<Uri> for Connector {
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {
-        let connector = self.clone();
+        let connecting = Arc::clone(&self.0);
         Box::pin(async move {
-            let timeout = connector.timeout;
-            tokio::time::timeout(timeout, connector.connect(dst))
+            tokio::time::timeout(connecting.timeout, connecting.connect(dst))
                 .await
                 .unwrap_or_else(|_| Err(Box::new(ConnectTimedOut)))
         })
     }
 }
 
-impl Connector {
-    async fn connect(mut self, dst: Uri) -> Result<Conn, BoxError> {
+impl Connecting {
+    async fn connect(&self, dst: Uri) -> Result<Conn, BoxError> {
         let Some(proxy) = self.proxies.intercept(&dst) else {
             return Ok(Conn {
-                inner: MaybeHttpsStream::Http(self.direct.call(dst).await?),
+                inner: MaybeHttpsStream::Http(self.direct.clone().call(dst).await?),
                 is_proxy: false,
             });
         };
@@ -76,7 +77,9 @@ impl Connector {
             // `http://` through the proxy: the request goes to it in absolute form over HTTP/1.1,
             // with its credentials in `Proxy-Authorization` (added by the request, see `Endpoint`).
             return Ok(Conn {
-                inner: MaybeHttpsStream::Http(self.to_proxy.call(proxy.uri().clone()).await?),
+                inner: MaybeHttpsStream::Http(
+                    self.to_proxy.clone().call(proxy.uri().clone()).await?,
+                ),
                 is_proxy: true,
             });
         }
@@ -85,7 +88,7 @@ impl Connector {
             tunnel = tunnel.with_auth(auth.clone());
         }
         let mut headers = hyper::HeaderMap::with_capacity(1);
-        headers.insert(hyper::header::USER_AGENT, self.user_agent.clone());
+        headers.insert(hyper::header::USER_AGENT, super::client::USER_AGENT);
         tunnel = tunnel.with_headers(headers);
         let tunneled = tunnel.call(dst.clone()).await?;
         let host = dst.host().ok_or("no host in the provider's URL")?;
