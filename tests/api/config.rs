@@ -1,6 +1,7 @@
 //! Start-up validation: every refusal the contract lists names its key, exits non-zero, and never
 //! prints the secret.
 
+use crate::helpers::without_egress_proxy;
 use kick_oauth_proxy::config::Settings;
 use std::process::Command;
 
@@ -129,7 +130,7 @@ fn an_unreadable_secret_file_is_refused_naming_the_uid_and_gid_that_could_not_re
         } else {
             Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
         };
-        let output = command
+        let output = without_egress_proxy(&mut command)
             .args(["check-config", "--config", config.to_str().expect("utf8")])
             .output()
             .expect("check-config runs (as root: setpriv from util-linux is needed)");
@@ -376,7 +377,7 @@ fn a_toml_syntax_error_is_reported_by_line_without_quoting_it() {
 
 fn binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"));
-    command.args(args);
+    without_egress_proxy(&mut command).args(args);
     for (k, v) in env {
         command.env(k, v);
     }
@@ -629,7 +630,7 @@ fn config_refuses_every_shipped_placeholder_naming_the_key() {
 /// wrong. `serve` would otherwise start (on a free port) and answer every login 502: it must exit
 /// 2 within 10 s instead.
 fn run_shipped_config(command: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+    let mut child = without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
         .args([command, "--config", "config/default.toml"])
         .env("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET_FILE", "")
         .env("KICK_PROXY_PROVIDERS__KICK__CLIENT_SECRET", SECRET)
@@ -975,4 +976,27 @@ async fn a_reload_that_changes_state_reports_each_key_as_needing_a_restart() {
             "state.redis"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_limits_or_listeners_reports_each_key_until_the_restart() {
+    let load = |toml: &str| Settings::from_toml_with_env(toml, []).expect("valid");
+    let started = load(&base());
+    let state = kick_oauth_proxy::api::AppState::new(&started, None).expect("state");
+    let changed = format!(
+        "{}\n[limits]\nmax_upstream_calls = 8\n[rate_limit]\ntoken = {{ per_minute = 7, burst = 7 }}\n",
+        base().replace("[providers.kick]", "[server]\nlisten = \"127.0.0.1:1\"\n\n[providers.kick]")
+    );
+
+    let expected = [
+        "limits.max_upstream_calls",
+        "rate_limit.token.burst",
+        "rate_limit.token.per_minute",
+        "server.listen",
+    ];
+    assert_eq!(state.reload(&load(&changed)), expected);
+    // Still not applied: said again on the next reload.
+    assert_eq!(state.reload(&load(&changed)), expected);
+    // Back to what it started with: nothing is owed.
+    assert_eq!(state.reload(&started), Vec::<String>::new());
 }
