@@ -31,6 +31,7 @@ Environment: PROXY_BIN, STUB_BIN (as bench.py), NGINX_BIN (default `nginx` on th
 /usr/sbin/nginx), BENCH_CONNS, BENCH_DURATION (10), BENCH_REPEAT (3), BENCH_MAX_LOAD /
 BENCH_LOAD_WAIT. Standard library only."""
 
+import glob
 import os
 import pwd
 import shutil
@@ -155,7 +156,7 @@ http {{
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
-MIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
+MIMALLOC = next(iter(sorted(glob.glob("/usr/lib/*/libmimalloc.so.2"))), None)
 
 
 class BareHop:
@@ -165,10 +166,10 @@ class BareHop:
 
     def __init__(self, name, stub):
         self.name, self.port = name, bench.free_port()
-        env = dict(os.environ)
-        if os.path.exists(MIMALLOC):
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        if MIMALLOC:
             env["LD_PRELOAD"] = MIMALLOC
-        self.allocator = "mimalloc" if "LD_PRELOAD" in env else "glibc"
+        self.allocator = "Debian's mimalloc 2" if MIMALLOC else "glibc"
         self.proc = subprocess.Popen(
             [bench.STUB_BIN, "forward", "--listen", f"127.0.0.1:{self.port}",
              "--upstream", stub.url(), "--threads", "2"],

@@ -6,7 +6,9 @@
 //! provider reaches the desktop app as the contract says. The emulator's `stats()` prove which
 //! requests reached the provider.
 
-use crate::helpers::{assert_error, assert_kick_502, assert_token_headers, TestApp};
+use crate::helpers::{
+    assert_error, assert_kick_502, assert_token_headers, without_egress_proxy, TestApp,
+};
 use kick_emulator::{Emulator, EmulatorConfig, Fault, RegisteredClient};
 use kick_oauth_client::{parse_callback_url, AuthorizeRequest, PkceVerifier, Scope};
 use kick_oauth_proxy::cli::dev::DevEnvironment;
@@ -581,7 +583,7 @@ fn token_like_runs_finds_kick_tokens_only() {
 
 #[test]
 fn the_dev_check_command_passes_and_prints_no_token() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+    let mut child = without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
         .args(["dev", "--check", "--listen", "127.0.0.1:0"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

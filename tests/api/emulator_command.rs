@@ -2,6 +2,7 @@
 //! and which client it registered, serves a whole authorization-code exchange, and stops on
 //! SIGTERM.
 
+use crate::helpers::without_egress_proxy;
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -45,7 +46,7 @@ fn printed_block(lines: &mpsc::Receiver<String>) -> HashMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulator_command_serves_a_token_exchange_and_stops_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+    let mut child = without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
         .args([
             "emulator",
             "--listen",

@@ -1,6 +1,7 @@
 //! `kick-oauth-proxy login` end to end and headless: the binary against `dev` mode's emulator and
 //! proxy, through the loopback callback, with the token file checked on disk.
 
+use crate::helpers::without_egress_proxy;
 use kick_oauth_proxy::cli::dev::DevEnvironment;
 use serde_json::Value;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::process::{Command, Output};
 
 async fn login(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"))
+        without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
             .arg("login")
             .args(args)
             .env_remove("RUST_LOG")

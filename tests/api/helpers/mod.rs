@@ -422,19 +422,25 @@ pub async fn spawn_binary_with_env(
     running
 }
 
+/// `command` without the egress proxy variables of this process's environment: a developer's
+/// `ALL_PROXY` would route provider calls elsewhere, or (SOCKS) stop `serve` and `check-config`.
+pub fn without_egress_proxy(command: &mut std::process::Command) -> &mut std::process::Command {
+    for key in PROXY_VARIABLES {
+        command.env_remove(key);
+    }
+    command
+}
+
 /// `kick-oauth-proxy ARGS` with JSON logs, no `KICK_PROXY_*` variable and no egress proxy
 /// variable of this process's environment, then `env`.
 pub fn binary_command(args: &[&str], env: &[(&str, String)]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy"));
-    command
+    without_egress_proxy(&mut command)
         .args(args)
         .env_remove("RUST_LOG")
         // A CGI environment turns the egress proxy variables off.
         .env_remove("REQUEST_METHOD");
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("KICK_PROXY_")) {
-        command.env_remove(key);
-    }
-    for key in PROXY_VARIABLES {
         command.env_remove(key);
     }
     command

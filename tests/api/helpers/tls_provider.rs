@@ -118,7 +118,7 @@ impl Received {
 pub struct TlsProvider {
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
-    /// HTTP/2 streams opened (answered or reset) and HTTP/1.1 connections served.
+    /// See [`TlsProvider::streams`].
     streams: Arc<AtomicUsize>,
     received: Arc<Mutex<Vec<Received>>>,
     task: tokio::task::JoinHandle<()>,
@@ -241,7 +241,8 @@ impl TlsProvider {
         self.connections.load(Ordering::SeqCst)
     }
 
-    /// HTTP/2 streams opened (answered or reset); HTTP/1.1 connections served.
+    /// Streams served with the `h2` crate (a misbehaving provider: answered or reset), plus one
+    /// per connection hyper served (HTTP/1.1, or HTTP/2 from a well-behaved provider).
     pub fn streams(&self) -> usize {
         self.streams.load(Ordering::SeqCst)
     }
