@@ -67,7 +67,15 @@ async fn provider_calls_go_through_the_http_proxy_the_environment_names() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config_file(dir.path(), &config_toml("http://127.0.0.1:9"));
-    let binary = spawn_binary_with_env(&config, &[("HTTP_PROXY", proxy_url)]).await;
+    // At TRACE: the proxy's credentials must not reach a line at any level.
+    let mut binary = spawn_binary_with_env(
+        &config,
+        &[
+            ("HTTP_PROXY", proxy_url),
+            ("KICK_PROXY_LOG__FILTER", "trace".to_owned()),
+        ],
+    )
+    .await;
 
     let response = binary.exchange().await;
 
@@ -100,10 +108,20 @@ async fn provider_calls_go_through_the_http_proxy_the_environment_names() {
     );
     assert_eq!(announced[0]["endpoints"], "token_url,revoke_url");
     assert_eq!(announced[0]["level"], "INFO");
-    assert!(binary.logged().iter().all(|event| {
+    // Every line up to the exchange's own request line, the provider call's TRACE lines included.
+    binary.wait_for_log("request").await;
+    let lines = binary.logged();
+    assert!(
+        lines.iter().any(|event| event["level"] == "TRACE"),
+        "TRACE on: {lines:?}"
+    );
+    let encoded = PROXY_BASIC.trim_start_matches("Basic ");
+    for event in lines {
         let line = event.to_string();
-        !line.contains("proxy-pass") && !line.contains("proxy-user")
-    }));
+        for canary in ["proxy-pass", "proxy-user", encoded] {
+            assert!(!line.contains(canary), "{canary} logged: {line}");
+        }
+    }
 }
 
 /// Runs one exchange against a wiremock provider on 127.0.0.1 with `HTTP_PROXY` naming another
