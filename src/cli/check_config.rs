@@ -18,6 +18,7 @@ pub fn run(config: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    print!("{}", settings.redacted_toml());
+    // A closed stdout (`check-config | head`) is not an error of the config.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), settings.redacted_toml().as_bytes());
     ExitCode::SUCCESS
 }

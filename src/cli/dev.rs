@@ -362,6 +362,19 @@ sealing_secret = {sealing_secret:?}
     }
 }
 
+/// `println!` that a closed stdout (`dev | head`) cannot turn into a panic: the text is for a
+/// person, and the proxy and the emulator go on serving.
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// `kick-oauth-proxy dev`: starts both, runs the self-check, then serves until Ctrl-C (or exits
 /// after the check with `check`: 0 when the login worked).
 pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -> ExitCode {
@@ -376,25 +389,25 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -
             return ExitCode::FAILURE;
         }
     };
-    println!("Kick emulator  {}", env.emulator.base_url());
-    println!(
+    say!("Kick emulator  {}", env.emulator.base_url());
+    say!(
         "proxy          {}  (client {}, secret from the emulator)",
         env.proxy_url(),
         env.client.client_id
     );
-    println!(
+    say!(
         "relay          {}/api/v1/kick/authorize  (callback {}, registered at the emulator)",
         env.proxy_url(),
         env.relay_callback_url
     );
-    println!();
-    println!("Logging in as a desktop app would:");
-    let result = env.self_check(&mut |line| println!("  {line}")).await;
+    say!();
+    say!("Logging in as a desktop app would:");
+    let result = env.self_check(&mut |line| say!("  {line}")).await;
     match &result {
-        Ok(()) => println!(
+        Ok(()) => say!(
             "Login flow OK: PKCE, authorize, callback, exchange, refresh, revoke, relayed login."
         ),
-        Err(error) => println!("Login flow FAILED at {error}"),
+        Err(error) => say!("Login flow FAILED at {error}"),
     }
     if check || result.is_err() {
         env.shutdown().await;
@@ -404,9 +417,9 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -
             ExitCode::FAILURE
         };
     }
-    println!();
-    print!("{}", env.try_it());
-    println!("Serving until Ctrl-C.");
+    say!();
+    say!("{}", env.try_it().trim_end());
+    say!("Serving until Ctrl-C.");
     shutdown_signal().await;
     env.shutdown().await;
     ExitCode::SUCCESS

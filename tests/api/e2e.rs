@@ -584,7 +584,14 @@ fn token_like_runs_finds_kick_tokens_only() {
 #[test]
 fn the_dev_check_command_passes_and_prints_no_token() {
     let mut child = without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
-        .args(["dev", "--check", "--listen", "127.0.0.1:0"])
+        .args([
+            "dev",
+            "--check",
+            "--listen",
+            "127.0.0.1:0",
+            "--emulator-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -625,5 +632,65 @@ fn the_dev_check_command_passes_and_prints_no_token() {
     for output in [&stdout, &stderr] {
         let runs = token_like_runs(output);
         assert!(runs.is_empty(), "{} token-like strings printed", runs.len());
+    }
+}
+
+#[test]
+fn dev_and_check_config_piped_into_a_reader_that_stops_early_do_not_panic() {
+    // `dev --check | head -1`, `check-config | head -1`: stdout is closed after the first line.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        "[providers.kick]\nclient_id = \"01KCLIENT\"\nclient_secret = \"a-secret-of-reasonable-length\"\n\
+         allowed_redirect_uris = [\"http://localhost:1420/auth/callback\"]\n",
+    )
+    .expect("write");
+    let config = config.to_str().expect("utf-8").to_owned();
+    for args in [
+        vec![
+            "dev",
+            "--check",
+            "--listen",
+            "127.0.0.1:0",
+            "--emulator-listen",
+            "127.0.0.1:0",
+        ],
+        vec!["check-config", "--config", &config],
+    ] {
+        let mut child =
+            without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
+                .args(&args)
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the binary starts");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut first = [0u8; 1];
+        let _ = stdout.read(&mut first);
+        drop(stdout);
+        let mut stderr = child.stderr.take().expect("stderr");
+        let err = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{args:?} did not finish within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stderr = err.join().expect("stderr reader");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
