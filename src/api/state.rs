@@ -17,9 +17,9 @@ pub struct AppState {
 
 struct Shared {
     settings: ArcSwap<Settings>,
-    /// The settings the process started with: what every restart-only key is compared against,
-    /// so a change is reported on every reload until the restart.
-    started: Settings,
+    /// What the process started with, for the keys that need a restart: a change is reported on
+    /// every reload until the restart. No client secret: those reload.
+    started: StartedWith,
     exchange: Exchange,
     draining: AtomicBool,
     body_read_timeout: Duration,
@@ -32,7 +32,10 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Shared {
                 settings: ArcSwap::from_pointee(settings.clone()),
-                started: settings.clone(),
+                started: StartedWith {
+                    read_at_start_up: read_at_start_up(settings),
+                    state: settings.state.clone(),
+                },
                 exchange: Exchange::new(settings, shared)?,
                 draining: AtomicBool::new(false),
                 body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
@@ -44,9 +47,11 @@ impl AppState {
     /// [`Exchange::reload`]). Returns the names of the keys that changed but need a restart.
     pub fn reload(&self, settings: &Settings) -> Vec<String> {
         let mut needs_restart = self.inner.exchange.reload(settings);
-        needs_restart.extend(read_at_start_up_changes(&self.inner.started, settings));
+        let started = &self.inner.started;
+        let now = read_at_start_up(settings);
+        needs_restart.extend(changed_keys(&started.read_at_start_up, &now));
         needs_restart.extend(
-            self.settings()
+            started
                 .state
                 .changed_keys(&settings.state)
                 .into_iter()
@@ -82,51 +87,57 @@ impl AppState {
     }
 }
 
-/// The keys of `[server]`, `[log]`, `[replay]`, `[limits]` and `[rate_limit]` whose value differs
-/// between `started` and `new`, dotted (`limits.max_upstream_calls`): all of them are read once at
-/// start-up (listeners, connection rules, the subscriber, the replay cache, the semaphores, the
-/// provider pools, the buckets). None of these sections holds a secret; only names are returned.
-fn read_at_start_up_changes(started: &Settings, new: &Settings) -> Vec<String> {
-    fn sections(settings: &Settings) -> Vec<(&'static str, Option<toml::Value>)> {
-        vec![
-            ("server", toml::Value::try_from(&settings.server).ok()),
-            ("log", toml::Value::try_from(&settings.log).ok()),
-            ("replay", toml::Value::try_from(&settings.replay).ok()),
-            ("limits", toml::Value::try_from(&settings.limits).ok()),
-            (
-                "rate_limit",
-                toml::Value::try_from(&settings.rate_limit).ok(),
-            ),
-        ]
-    }
-    fn flatten(prefix: String, value: Option<&toml::Value>, out: &mut BTreeMap<String, String>) {
+/// See [`Shared::started`].
+struct StartedWith {
+    /// [`read_at_start_up`] of the settings at start-up.
+    read_at_start_up: BTreeMap<String, String>,
+    /// `[state]`, compared by value (its secret included: it cannot change without a restart).
+    state: crate::config::StateConfig,
+}
+
+/// Every key of `[server]`, `[log]`, `[replay]`, `[limits]` and `[rate_limit]`, dotted
+/// (`limits.max_upstream_calls`), with its value: all of them are read once at start-up
+/// (listeners, connection rules, the subscriber, the replay cache, the semaphores, the provider
+/// pools, the buckets). None of these sections holds a secret.
+fn read_at_start_up(settings: &Settings) -> BTreeMap<String, String> {
+    fn flatten(prefix: String, value: toml::Value, out: &mut BTreeMap<String, String>) {
         match value {
-            Some(toml::Value::Table(table)) => {
+            toml::Value::Table(table) => {
                 for (key, value) in table {
-                    flatten(format!("{prefix}.{key}"), Some(value), out);
+                    flatten(format!("{prefix}.{key}"), value, out);
                 }
             }
-            Some(other) => {
+            other => {
                 out.insert(prefix, other.to_string());
             }
-            None => {}
         }
     }
-    let mut before = BTreeMap::new();
-    let mut after = BTreeMap::new();
-    for ((name, old), (_, new)) in sections(started).into_iter().zip(sections(new)) {
-        flatten(name.to_owned(), old.as_ref(), &mut before);
-        flatten(name.to_owned(), new.as_ref(), &mut after);
+    let sections = [
+        ("server", toml::Value::try_from(&settings.server)),
+        ("log", toml::Value::try_from(&settings.log)),
+        ("replay", toml::Value::try_from(&settings.replay)),
+        ("limits", toml::Value::try_from(&settings.limits)),
+        ("rate_limit", toml::Value::try_from(&settings.rate_limit)),
+    ];
+    let mut keys = BTreeMap::new();
+    for (name, value) in sections {
+        if let Ok(value) = value {
+            flatten(name.to_owned(), value, &mut keys);
+        }
     }
-    let mut changed: Vec<String> = before
+    keys
+}
+
+/// The keys whose value differs (or that are in one map only), by name; never a value.
+fn changed_keys(started: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
+    let mut changed: Vec<String> = started
         .iter()
-        .filter(|(key, value)| after.get(*key) != Some(value))
+        .filter(|(key, value)| now.get(*key) != Some(*value))
         .map(|(key, _)| key.clone())
         .collect();
     changed.extend(
-        after
-            .keys()
-            .filter(|key| !before.contains_key(*key))
+        now.keys()
+            .filter(|key| !started.contains_key(*key))
             .cloned(),
     );
     changed
@@ -149,12 +160,13 @@ allowed_redirect_uris = ["http://127.0.0.1:8000/callback"]
         )
         .expect("valid");
         let mut new = started.clone();
-        assert!(read_at_start_up_changes(&started, &new).is_empty());
+        let at_start = read_at_start_up(&started);
+        assert!(changed_keys(&at_start, &read_at_start_up(&new)).is_empty());
         new.limits.max_upstream_calls += 1;
         new.server.listen = "127.0.0.1:1".parse().expect("address");
         new.rate_limit.token.per_minute += 1;
         assert_eq!(
-            read_at_start_up_changes(&started, &new),
+            changed_keys(&at_start, &read_at_start_up(&new)),
             [
                 "limits.max_upstream_calls",
                 "rate_limit.token.per_minute",

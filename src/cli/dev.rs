@@ -362,19 +362,6 @@ sealing_secret = {sealing_secret:?}
     }
 }
 
-/// `println!` that a closed stdout (`dev | head`) cannot turn into a panic: the text is for a
-/// person, and the proxy and the emulator go on serving.
-macro_rules! say {
-    () => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout());
-    }};
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 /// `kick-oauth-proxy dev`: starts both, runs the self-check, then serves until Ctrl-C (or exits
 /// after the check with `check`: 0 when the login worked).
 pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, check: bool) -> ExitCode {

@@ -39,8 +39,8 @@ pub async fn run(args: EmulatorArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    print!("{}", describe(&emulator, &client));
-    println!("Serving until Ctrl-C.");
+    say!("{}", describe(&emulator, &client).trim_end());
+    say!("Serving until Ctrl-C.");
     shutdown_signal().await;
     emulator.shutdown().await;
     ExitCode::SUCCESS

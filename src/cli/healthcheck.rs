@@ -42,7 +42,7 @@ async fn probe(url: reqwest::Url, own_tls_listener: bool) -> ExitCode {
     .await;
     match result {
         Ok(response) if response.status() == reqwest::StatusCode::OK => {
-            println!("healthy: GET {url} -> {}", response.status());
+            say!("healthy: GET {url} -> {}", response.status());
             ExitCode::SUCCESS
         }
         Ok(response) => {

@@ -265,7 +265,7 @@ pub async fn command(args: LoginArgs) -> ExitCode {
         relay: args.relay,
         relay_callback_url: args.relay_callback_url,
     };
-    match run(&options, action, &mut |line| println!("{line}")).await {
+    match run(&options, action, &mut |line| say!("{line}")).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("kick-oauth-proxy login: {error}");

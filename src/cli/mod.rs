@@ -12,6 +12,19 @@
 //!   - `emulator`: the Kick emulator alone, a mock OAuth server for testing a desktop app.
 
 #[cfg(feature = "dev-tools")]
+/// `println!` that a closed stdout (`dev | head`, `login | grep -m1 https`) cannot turn into a
+/// panic: the text is for a person, and the command goes on (serving, or waiting for a login).
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod browser;
 pub mod check_config;
 #[cfg(feature = "dev-tools")]

@@ -960,6 +960,8 @@ async fn a_reload_that_changes_state_reports_each_key_as_needing_a_restart() {
     let rotated = load(&with_state("redis", "other"));
     let changed = state.reload(&rotated);
     assert_eq!(changed, ["state.secret", "state.key_prefix"]);
+    // Compared with the start, not the last reload: said again until the restart.
+    assert_eq!(state.reload(&rotated), changed);
     assert!(
         !changed
             .iter()

@@ -145,3 +145,39 @@ async fn an_unusable_certificate_refuses_to_start_naming_the_key() {
         "{error}"
     );
 }
+
+#[test]
+fn check_config_loads_the_certificate_as_serve_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bad.crt"), "not a certificate").expect("write");
+    std::fs::write(dir.path().join("bad.key"), "not a key").expect("write");
+    write_cert(dir.path(), "good");
+    let check = |name: &str| {
+        let config = dir.path().join(format!("{name}.toml"));
+        let toml = format!(
+            "{}\n[server.tls]\ncert_file = \"{1}/{name}.crt\"\nkey_file = \"{1}/{name}.key\"\n",
+            config_toml("http://127.0.0.1:9"),
+            dir.path().display()
+        );
+        std::fs::write(&config, toml).expect("write");
+        binary_command(
+            &["check-config", "--config", config.to_str().expect("utf-8")],
+            &[],
+        )
+        .output()
+        .expect("check-config runs")
+    };
+
+    let refused = check("bad");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("server.tls.cert_file"), "{stderr}");
+
+    let accepted = check("good");
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+}
