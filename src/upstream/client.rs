@@ -7,17 +7,12 @@ use crate::config::ProviderSettings;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::HeaderValue;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
-
-/// `User-Agent` of every provider call (and of a `CONNECT` to an egress proxy).
-pub(super) const USER_AGENT: HeaderValue =
-    HeaderValue::from_static(concat!("kick-oauth-proxy/", env!("CARGO_PKG_VERSION")));
 
 /// A provider's pooled HTTP client, and the egress proxy settings it was built with.
 pub struct Client {

@@ -88,7 +88,7 @@ impl Connecting {
             tunnel = tunnel.with_auth(auth.clone());
         }
         let mut headers = hyper::HeaderMap::with_capacity(1);
-        headers.insert(hyper::header::USER_AGENT, super::client::USER_AGENT);
+        headers.insert(hyper::header::USER_AGENT, super::USER_AGENT);
         tunnel = tunnel.with_headers(headers);
         let tunneled = tunnel.call(dst.clone()).await?;
         let host = dst.host().ok_or("no host in the provider's URL")?;

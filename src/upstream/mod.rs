@@ -31,6 +31,9 @@ pub use error::UpstreamError;
 /// At most this much of a provider response is read (contract: 64 KiB).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// `User-Agent` of every provider call (and of a `CONNECT` to an egress proxy).
+const USER_AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("kick-oauth-proxy/", env!("CARGO_PKG_VERSION")));
 /// `Accept` of a token request, built once.
 const ACCEPT_JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// `Accept` of a revocation request (any answer: Kick's is `OK`), as reqwest sent it.
@@ -122,7 +125,7 @@ impl Endpoint {
             headers.append(header::AUTHORIZATION, userinfo.clone());
         }
         headers.append(header::ACCEPT, accept);
-        headers.append(header::USER_AGENT, client::USER_AGENT);
+        headers.append(header::USER_AGENT, USER_AGENT);
         if let Some(proxy_authorization) = &self.proxy_authorization {
             headers.append(header::PROXY_AUTHORIZATION, proxy_authorization.clone());
         }
