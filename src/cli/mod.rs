@@ -11,7 +11,6 @@
 //!   - `login`: the desktop flow from a terminal through the client crate;
 //!   - `emulator`: the Kick emulator alone, a mock OAuth server for testing a desktop app.
 
-#[cfg(feature = "dev-tools")]
 /// `println!` that a closed stdout (`dev | head`, `login | grep -m1 https`) cannot turn into a
 /// panic: the text is for a person, and the command goes on (serving, or waiting for a login).
 macro_rules! say {
@@ -25,6 +24,7 @@ macro_rules! say {
     }};
 }
 
+#[cfg(feature = "dev-tools")]
 pub mod browser;
 pub mod check_config;
 #[cfg(feature = "dev-tools")]
