@@ -598,31 +598,10 @@ fn the_dev_check_command_passes_and_prints_no_token() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
+    let out = read_all(child.stdout.take().expect("stdout"));
+    let err = read_all(child.stderr.take().expect("stderr"));
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`dev --check` did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(&mut child, "`dev --check`");
     let stdout = out.join().expect("stdout reader");
     let stderr = err.join().expect("stderr reader");
 
@@ -669,26 +648,36 @@ fn dev_and_check_config_piped_into_a_reader_that_stops_early_do_not_panic() {
                 .expect("the binary starts");
         // Closed before the command has written anything: every write of it meets a closed pipe.
         drop(child.stdout.take());
-        let mut stderr = child.stderr.take().expect("stderr");
-        let err = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{args:?} did not finish within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let err = read_all(child.stderr.take().expect("stderr"));
+        let status = exit_within(&mut child, &format!("{args:?}"));
         let stderr = err.join().expect("stderr reader");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+/// Everything `output` yields, read on a thread of its own (so the child never blocks on a full
+/// pipe).
+fn read_all(mut output: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = output.read_to_string(&mut text);
+        text
+    })
+}
+
+/// The child's exit status; killed, and the test failed, after 60 s.
+fn exit_within(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
