@@ -583,21 +583,7 @@ fn token_like_runs_finds_kick_tokens_only() {
 
 #[test]
 fn the_dev_check_command_passes_and_prints_no_token() {
-    let mut child = without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
-        .args([
-            "dev",
-            "--check",
-            "--listen",
-            "127.0.0.1:0",
-            "--emulator-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = spawn_piped(&DEV_CHECK);
     let out = read_all(child.stdout.take().expect("stdout"));
     let err = read_all(child.stderr.take().expect("stderr"));
 
@@ -626,26 +612,8 @@ fn dev_and_check_config_piped_into_a_reader_that_stops_early_do_not_panic() {
     )
     .expect("write");
     let config = config.to_str().expect("utf-8").to_owned();
-    for args in [
-        vec![
-            "dev",
-            "--check",
-            "--listen",
-            "127.0.0.1:0",
-            "--emulator-listen",
-            "127.0.0.1:0",
-        ],
-        vec!["check-config", "--config", &config],
-    ] {
-        let mut child =
-            without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
-                .args(&args)
-                .env_remove("RUST_LOG")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("the binary starts");
+    for args in [&DEV_CHECK[..], &["check-config", "--config", &config]] {
+        let mut child = spawn_piped(args);
         // Closed before the command has written anything: every write of it meets a closed pipe.
         drop(child.stdout.take());
         let err = read_all(child.stderr.take().expect("stderr"));
@@ -680,4 +648,26 @@ fn exit_within(child: &mut std::process::Child, what: &str) -> std::process::Exi
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `dev --check`, both servers on free ports.
+const DEV_CHECK: [&str; 6] = [
+    "dev",
+    "--check",
+    "--listen",
+    "127.0.0.1:0",
+    "--emulator-listen",
+    "127.0.0.1:0",
+];
+
+/// The binary with `args`, stdout and stderr piped, no stdin, no `RUST_LOG`, no egress proxy.
+fn spawn_piped(args: &[&str]) -> std::process::Child {
+    without_egress_proxy(&mut Command::new(env!("CARGO_BIN_EXE_kick-oauth-proxy")))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts")
 }
