@@ -131,20 +131,22 @@ impl ProviderSettings {
     /// proxy, that the provider's calls go through one.
     pub fn upstream(&self, max_idle: usize) -> Result<Upstream, BuildError> {
         let client = self.client(max_idle)?;
-        let token = client.endpoint("token_url", &self.token_url)?;
-        let revoke = self
-            .revoke_url
-            .as_ref()
-            .map(|url| client.endpoint("revoke_url", url))
-            .transpose()?;
-        let mut proxies: Vec<(&str, Vec<&str>)> = Vec::new();
-        for endpoint in std::iter::once(&token).chain(&revoke) {
-            let Some(proxy) = &endpoint.egress_proxy else {
+        let (token, token_proxy) = client.endpoint("token_url", &self.token_url)?;
+        let (revoke, revoke_proxy) = match &self.revoke_url {
+            Some(url) => {
+                let (revoke, proxy) = client.endpoint("revoke_url", url)?;
+                (Some(revoke), proxy)
+            }
+            None => (None, None),
+        };
+        let mut proxies: Vec<(String, Vec<&str>)> = Vec::new();
+        for (key, proxy) in [("token_url", token_proxy), ("revoke_url", revoke_proxy)] {
+            let Some(proxy) = proxy else {
                 continue;
             };
-            match proxies.iter_mut().find(|(p, _)| p == proxy) {
-                Some((_, keys)) => keys.push(endpoint.key),
-                None => proxies.push((proxy, vec![endpoint.key])),
+            match proxies.iter_mut().find(|(p, _)| *p == proxy) {
+                Some((_, keys)) => keys.push(key),
+                None => proxies.push((proxy, vec![key])),
             }
         }
         for (proxy, keys) in proxies {
@@ -174,10 +176,15 @@ impl ProviderSettings {
 
 impl Client {
     /// `url` resolved once: its URI, the Basic credentials of its user info (sent as reqwest sent
-    /// them, and taken out of the URI), the egress proxy it goes through, and that proxy's
-    /// credentials when an http:// URL is reached through one (an https:// one sends them in the
-    /// tunnel's `CONNECT`). An egress proxy that is not http:// or https:// is refused.
-    fn endpoint(&self, key: &'static str, url: &Url) -> Result<Endpoint, BuildError> {
+    /// them, and taken out of the URI), and the egress proxy's credentials when an http:// URL is
+    /// reached through one (an https:// one sends them in the tunnel's `CONNECT`); beside it, the
+    /// egress proxy its calls go through as `scheme://host:port`, for the start-up log. An egress
+    /// proxy that is not http:// or https:// is refused.
+    fn endpoint(
+        &self,
+        key: &'static str,
+        url: &Url,
+    ) -> Result<(Endpoint, Option<String>), BuildError> {
         let mut url = url.clone();
         let userinfo = super::userinfo_authorization(&mut url);
         let uri: hyper::Uri = url
@@ -199,13 +206,12 @@ impl Client {
             .as_ref()
             .filter(|_| uri.scheme() == Some(&hyper::http::uri::Scheme::HTTP))
             .and_then(|proxy| proxy.basic_auth().cloned());
-        Ok(Endpoint {
-            key,
-            egress_proxy: proxy.map(|proxy| origin(proxy.uri())),
+        let endpoint = Endpoint {
             url,
             uri,
             userinfo,
             proxy_authorization,
-        })
+        };
+        Ok((endpoint, proxy.map(|proxy| origin(proxy.uri()))))
     }
 }

@@ -95,11 +95,6 @@ pub struct Upstream {
 
 /// One endpoint, resolved once when the client is built: nothing about it is parsed per request.
 struct Endpoint {
-    /// Its config key (`token_url`, `revoke_url`).
-    key: &'static str,
-    /// The egress proxy its calls go through, `scheme://host:port` (no credentials): logged once
-    /// at start-up.
-    egress_proxy: Option<String>,
     /// As configured, without user info: a revocation adds its query string to it.
     url: Url,
     /// The same, as the HTTP client takes it.
