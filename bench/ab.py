@@ -9,7 +9,11 @@ readings): one stub on free ports, one proxy per binary configured exactly as be
 warmed up (wrk, 64 connections, 3 s) before any measurement. Then for each connection count,
 BENCH_REPEAT times: before, after (wrk, BENCH_DURATION seconds each, distinct codes). Per point:
 req/s, p99, proxy CPU µs per answered request (utime + stime delta from /proc/<pid>/stat), the
-median of the repetitions and the after/before ratio of the medians, and the stub's count of
+proxy's CPU per request divided by the stub's in the same run (the stub does the same fixed work
+per request, so this cancels the machine's drift: on a shared or virtual machine the CPU time of
+one and the same binary moves by ±15 % between runs a minute apart, while proxy ÷ stub moves by
+±2 %; valid only when both binaries give the stub the same work: a binary that opens more upstream
+connections, or sends other headers, also moves the stub's CPU per request), the median of the repetitions and the after/before ratio of the medians, and the stub's count of
 upstream calls minus wrk's answers (the exchanges in flight when wrk stopped: at most the
 connection count, so every request reached the upstream). Prints a Markdown table and
 writes every number to bench/results/ab.json (or --json FILE).
@@ -95,13 +99,14 @@ def table(info):
          f"load average (1/5/15 min) {info['load_start']} at start, {info['load_end']} at end.",
          "",
          "| conns | build | req/s per run | req/s median | p99 ms per run | p99 median "
-         "| proxy CPU µs/req per run | CPU µs/req median | errors | upstream − answered "
-         "| 1-min load per run |",
-         "|---:|---|---|---:|---|---:|---|---:|---:|---|---|"]
+         "| proxy CPU µs/req per run | CPU µs/req median | proxy ÷ stub CPU per run "
+         "| proxy ÷ stub median | errors | upstream − answered | 1-min load per run |",
+         "|---:|---|---|---:|---|---:|---|---:|---|---:|---:|---|---|"]
     for r in bench.RESULTS:
         # Upstream calls the stub saw minus the answers wrk counted: the exchanges still in flight
         # when wrk stopped (at most the connection count), so every request reached the stub.
         r["in_flight"] = r["upstream_requests"] - r["ok"]
+        r["proxy_per_stub"] = r["proxy_cpu_us_per_req"] / r["stub_cpu_us_per_req"]
     for c in bench.CONNS:
         rows = {n: [r for r in bench.RESULTS if r["conns"] == c and r["target"] == n]
                 for n in BINS}
@@ -111,14 +116,16 @@ def table(info):
                 f"| {c} | {n} | {runs(rs, 'rps', '{:,.0f}')} | {med(rs, 'rps'):,.0f} "
                 f"| {runs(rs, 'p99_ms', '{:.2f}')} | {med(rs, 'p99_ms'):.2f} "
                 f"| {runs(rs, 'proxy_cpu_us_per_req', '{:.1f}')} "
-                f"| {med(rs, 'proxy_cpu_us_per_req'):.1f} | {sum(r['errors'] for r in rs)} "
+                f"| {med(rs, 'proxy_cpu_us_per_req'):.1f} "
+                f"| {runs(rs, 'proxy_per_stub', '{:.2f}')} | {med(rs, 'proxy_per_stub'):.2f} "
+                f"| {sum(r['errors'] for r in rs)} "
                 f"| {runs(rs, 'in_flight', '{:,}')} "
                 f"| {runs(rs, 'loadavg_before', '{:.2f}')} |")
         b, a = rows["before"], rows["after"]
         L.append(f"| {c} | **after / before** | | **{med(a, 'rps') / med(b, 'rps'):.3f}** | "
                  f"| **{med(a, 'p99_ms') / med(b, 'p99_ms'):.3f}** | "
                  f"| **{med(a, 'proxy_cpu_us_per_req') / med(b, 'proxy_cpu_us_per_req'):.3f}** "
-                 "| | | |")
+                 f"| | **{med(a, 'proxy_per_stub') / med(b, 'proxy_per_stub'):.3f}** | | | |")
     return "\n".join(L) + "\n"
 
 

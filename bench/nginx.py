@@ -221,6 +221,9 @@ def point(stub, target, conns, tls):
         "target": name, "conns": conns, "tls": tls, "loadavg_before": l0,
         "hop_cpu_us_per_req": (h1 - h0) * 1e6 / n if pids else None,
         "stub_cpu_us_per_req": (st1 - st0) * 1e6 / n,
+        # The stub does the same work per request whatever sends it: the hop's CPU in units of
+        # the stub's, in the same run, cancels the machine's drift between runs.
+        "hop_per_stub": (h1 - h0) / (st1 - st0) if pids and st1 > st0 else None,
         "upstream_requests": s1[f"{field}_requests"] - s0[f"{field}_requests"],
         "upstream_connections": s1[f"{field}_connections"] - s0[f"{field}_connections"],
         "tls_handshakes": (s1["tls_full_handshakes"] + s1["tls_resumed_handshakes"]
@@ -247,8 +250,8 @@ def table(info, points, names):
          f"{info['load_start']} at start, {info['load_end']} at end.", "",
          "| conns | hop | upstream | req/s per run | req/s median | p50 median | p99 per run "
          "| p99 median | hop CPU µs/req per run | hop CPU µs/req median | stub CPU µs/req "
-         "| upstream conns opened | errors | 1-min load per run |",
-         "|---:|---|---|---|---:|---:|---|---:|---|---:|---:|---:|---:|---|"]
+         "| hop ÷ stub CPU median | upstream conns opened | errors | 1-min load per run |",
+         "|---:|---|---|---|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---|"]
     for c in bench.CONNS:
         for name in names:
             rs = rows(name, c)
@@ -263,13 +266,15 @@ def table(info, points, names):
                 f"| {med(rs, 'p99_ms'):.2f} "
                 f"| {' / '.join(format(p['hop_cpu_us_per_req'], '.1f') for p in rs) if hop else ''} "
                 f"| {format(hop, '.1f') if hop else ''} | {med(rs, 'stub_cpu_us_per_req'):.1f} "
+                f"| {format(med(rs, 'hop_per_stub'), '.2f') if hop else ''} "
                 f"| {sum(p['upstream_connections'] for p in rs)} "
                 f"| {sum(p['errors'] for p in rs)} "
                 f"| {' / '.join(format(p['loadavg_before'], '.2f') for p in rs)} |")
     L += ["", "Ratios of medians, hop ÷ reference (same connections, same upstream kind; "
           "req/s: higher is better for the hop; p99 and CPU: lower is better):", "",
-          "| conns | reference (hop) | req/s ratio | p99 ratio | CPU µs/req ratio |",
-          "|---:|---|---:|---:|---:|"]
+          "| conns | reference (hop) | req/s ratio | p99 ratio | CPU µs/req ratio "
+          "| CPU ÷ stub CPU ratio |",
+          "|---:|---|---:|---:|---:|---:|"]
     pairs = [("proxy", "nginx-w1"), ("proxy", "nginx-w2"), ("proxy-tls", "nginx-tls"),
              ("proxy", "bare-hop"), ("bare-hop", "nginx-w2")]
     for c in bench.CONNS:
@@ -279,7 +284,8 @@ def table(info, points, names):
                 continue
             L.append(f"| {c} | {ref} ({mine}) | {med(a, 'rps') / med(b, 'rps'):.2f} "
                      f"| {med(a, 'p99_ms') / med(b, 'p99_ms'):.2f} "
-                     f"| {med(a, 'hop_cpu_us_per_req') / med(b, 'hop_cpu_us_per_req'):.2f} |")
+                     f"| {med(a, 'hop_cpu_us_per_req') / med(b, 'hop_cpu_us_per_req'):.2f} "
+                     f"| {med(a, 'hop_per_stub') / med(b, 'hop_per_stub'):.2f} |")
     return "\n".join(L) + "\n"
 
 
