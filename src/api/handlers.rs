@@ -53,6 +53,7 @@ pub async fn token(
     provider: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
+    let provider = named(&state, provider.ok().map(|Path(name)| name).as_deref());
     serve(state, provider, Endpoint::Token, request).await
 }
 
@@ -86,6 +87,7 @@ pub async fn refresh(
     provider: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
+    let provider = named(&state, provider.ok().map(|Path(name)| name).as_deref());
     serve(state, provider, Endpoint::Refresh, request).await
 }
 
@@ -119,19 +121,24 @@ pub async fn revoke(
     provider: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
+    let provider = named(&state, provider.ok().map(|Path(name)| name).as_deref());
     serve(state, provider, Endpoint::Revoke, request).await
 }
 
-async fn serve(
+/// The provider serving `{provider}`, if configured.
+fn named(state: &AppState, name: Option<&str>) -> Option<Arc<Provider>> {
+    name.and_then(|name| state.exchange().provider(name).cloned())
+}
+
+/// The three handlers above, after axum's router; also the listener's direct path to them
+/// ([`crate::server::App`]), which looks the provider up itself. `None`: no such provider (404).
+pub async fn serve(
     state: AppState,
-    provider: Result<Path<String>, PathRejection>,
+    provider: Option<Arc<Provider>>,
     endpoint: Endpoint,
     request: Request,
 ) -> Response {
-    let Some(provider) = provider
-        .ok()
-        .and_then(|Path(name)| state.exchange().provider(&name).cloned())
-    else {
+    let Some(provider) = provider else {
         return ApiError::NotFound.into_response();
     };
     let (served_as, mut reply) = match read_fields(request, state.body_read_timeout()).await {

@@ -19,14 +19,29 @@ use tower::{Layer, Service};
 ///
 /// A plain tower layer rather than `axum::middleware::from_fn`: its future is the inner one plus
 /// what the line needs, with no box and no copy of the rest of the stack per request.
+///
+/// The route template comes from axum's [`MatchedPath`], or is fixed when the layer serves one
+/// route only ([`AccessLogLayer::route`]).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct AccessLogLayer;
+pub struct AccessLogLayer {
+    route: Option<&'static str>,
+}
+
+impl AccessLogLayer {
+    /// The layer of a service that serves `route` (a template, as axum would match it) only.
+    pub fn route(route: &'static str) -> Self {
+        Self { route: Some(route) }
+    }
+}
 
 impl<S> Layer<S> for AccessLogLayer {
     type Service = AccessLog<S>;
 
     fn layer(&self, inner: S) -> AccessLog<S> {
-        AccessLog { inner }
+        AccessLog {
+            inner,
+            route: self.route,
+        }
     }
 }
 
@@ -34,6 +49,7 @@ impl<S> Layer<S> for AccessLogLayer {
 #[derive(Clone, Debug)]
 pub struct AccessLog<S> {
     inner: S,
+    route: Option<&'static str>,
 }
 
 impl<S> Service<Request> for AccessLog<S>
@@ -60,12 +76,19 @@ where
                 let id = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
                 HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("invalid"))
             });
-        // MatchedPath is reference-counted: cloning it copies no string.
-        let matched = request.extensions().get::<MatchedPath>().cloned();
+        let route = match self.route {
+            Some(route) => Route::Fixed(route),
+            // MatchedPath is reference-counted: cloning it copies no string.
+            None => request
+                .extensions()
+                .get::<MatchedPath>()
+                .cloned()
+                .map_or(Route::Unmatched, Route::Matched),
+        };
         let line = Line {
             started,
             request_id,
-            matched,
+            route,
             method: request.method().clone(),
         };
         AccessLogFuture {
@@ -104,17 +127,25 @@ where
 struct Line {
     started: Instant,
     request_id: HeaderValue,
-    matched: Option<MatchedPath>,
+    route: Route,
     method: Method,
+}
+
+/// The route template of the line and the metrics.
+enum Route {
+    Fixed(&'static str),
+    Matched(MatchedPath),
+    Unmatched,
 }
 
 impl Line {
     /// Writes the line and puts `x-request-id` on the response.
     fn write(self, response: &mut Response) {
-        let route = self
-            .matched
-            .as_ref()
-            .map_or("(unmatched)", MatchedPath::as_str);
+        let route = match &self.route {
+            Route::Fixed(route) => route,
+            Route::Matched(matched) => matched.as_str(),
+            Route::Unmatched => "(unmatched)",
+        };
         let method = &self.method;
         let status = response.status().as_u16();
         let outcome = response

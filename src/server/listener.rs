@@ -19,8 +19,8 @@
 //! Shutdown: [`Listener::close_and_drain`] lets requests in flight finish, closes idle
 //! connections, and waits until none is left.
 
+use super::router::App;
 use axum::extract::ConnectInfo;
-use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 /// What a connection on one listener may cost.
 #[derive(Debug, Clone, Copy)]
@@ -226,10 +225,10 @@ impl Drop for Busy {
     }
 }
 
-/// A bound listener with its router and rules.
+/// A bound listener with its application and rules.
 pub struct Listener {
     tcp: TcpListener,
-    router: Router,
+    app: App,
     tls: Option<TlsAcceptor>,
     rules: ConnectionRules,
     http1: http1::Builder,
@@ -242,7 +241,7 @@ impl Listener {
     pub fn new(
         name: &'static str,
         tcp: TcpListener,
-        router: Router,
+        app: App,
         tls: Option<TlsAcceptor>,
         rules: ConnectionRules,
     ) -> Self {
@@ -255,7 +254,7 @@ impl Listener {
             .max_header_size(rules.max_header_bytes);
         Self {
             tcp,
-            router,
+            app,
             tls,
             rules,
             http1,
@@ -301,18 +300,18 @@ impl Listener {
             registry: Arc::clone(&self.registry),
             id,
         };
-        let router = self.router.clone();
+        let app = self.app.clone();
         let registry = Arc::clone(&self.registry);
         let service_slot = Arc::clone(&slot);
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 let busy = Busy::enter(&service_slot, &registry);
                 request.extensions_mut().insert(ConnectInfo(peer));
-                let response = router.clone().oneshot(request.map(axum::body::Body::new));
+                let response = app.serve(request.map(axum::body::Body::new));
                 async move {
                     let response = response.await;
                     drop(busy);
-                    response
+                    Ok::<_, std::convert::Infallible>(response)
                 }
             },
         );

@@ -113,7 +113,7 @@ impl Application {
             Some(addr) => Some(Listener::new(
                 "admin",
                 bind(addr).await?,
-                admin_router(),
+                admin_router().into(),
                 None,
                 rules(server.admin_max_connections),
             )),

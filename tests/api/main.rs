@@ -22,6 +22,7 @@ mod relay;
 mod replay;
 mod revoke;
 mod rotation;
+mod routing;
 mod tls;
 mod token;
 mod upstream_ca;
