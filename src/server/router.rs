@@ -116,7 +116,7 @@ impl From<Router> for App {
 impl App {
     /// Serves `request`: `POST /api/v1/{provider}/token`, `/refresh` and `/revoke` on the direct
     /// path, anything else through the router.
-    pub fn serve(&self, request: Request) -> AppFuture {
+    pub(crate) fn serve(&self, request: Request) -> AppFuture {
         match self.direct.as_deref().and_then(|d| d.stack_for(&request)) {
             Some(stack) => AppFuture::Direct {
                 inner: stack.clone().oneshot(request),
@@ -131,7 +131,7 @@ impl App {
 pin_project! {
     /// The response future of [`App::serve`].
     #[project = AppFutureProjection]
-    pub enum AppFuture {
+    pub(crate) enum AppFuture {
         /// On the direct path.
         Direct { #[pin] inner: Oneshot<DirectStack, Request> },
         /// Through the router.
@@ -153,7 +153,9 @@ impl Future for AppFuture {
 }
 
 /// The three OAuth endpoints, each one typed stack: the router's layers in the router's order,
-/// then the endpoint's handler. Nothing boxed but the handler's future.
+/// then the endpoint's handler. Nothing boxed but the handler's future. A layer added to the API
+/// routes in [`router`] must be added to [`direct_stack`] too, at the same place (and it finds no
+/// `MatchedPath` or path parameters here: the direct path does not route).
 struct Direct {
     token: DirectStack,
     refresh: DirectStack,
@@ -257,6 +259,52 @@ impl Service<Request> for Handler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+
+    #[tokio::test]
+    async fn the_public_app_serves_the_three_endpoints_on_the_direct_path_and_the_rest_routed() {
+        let settings = Settings::from_toml_with_env(
+            r#"
+[providers.kick]
+client_id = "id"
+client_secret = "a-secret-of-reasonable-length"
+allowed_redirect_uris = ["http://127.0.0.1:8000/callback"]
+"#,
+            std::iter::empty(),
+        )
+        .expect("valid");
+        let app = router(AppState::new(&settings, None).expect("state"));
+        let request = |method: Method, path: &str| {
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .expect("request")
+        };
+        for path in [
+            "/api/v1/kick/token",
+            "/api/v1/kick/refresh",
+            "/api/v1/nope/revoke",
+        ] {
+            let future = app.serve(request(Method::POST, path));
+            assert!(matches!(future, AppFuture::Direct { .. }), "{path}");
+        }
+        for (method, path) in [
+            (Method::POST, "/api/v1/%6Bick/token"),
+            (Method::GET, "/api/v1/kick/token"),
+            (Method::OPTIONS, "/api/v1/kick/token"),
+            (Method::GET, "/healthz"),
+        ] {
+            let future = app.serve(request(method.clone(), path));
+            assert!(
+                matches!(future, AppFuture::Routed { .. }),
+                "{method} {path}"
+            );
+        }
+        let admin = App::from(Router::new());
+        let future = admin.serve(request(Method::POST, "/api/v1/kick/token"));
+        assert!(matches!(future, AppFuture::Routed { .. }));
+    }
 
     #[test]
     fn the_direct_path_takes_a_post_to_the_three_endpoints_only() {
