@@ -71,6 +71,21 @@ impl Settings {
         RawSettings::from_toml_with_env(text, env)?.validate()
     }
 
+    /// The smallest valid configuration: one Kick provider, every default (unit tests).
+    #[cfg(test)]
+    pub(crate) fn minimal() -> Self {
+        Self::from_toml_with_env(
+            r#"
+[providers.kick]
+client_id = "id"
+client_secret = "a-secret-of-reasonable-length"
+allowed_redirect_uris = ["http://127.0.0.1:8000/callback"]
+"#,
+            std::iter::empty(),
+        )
+        .expect("a valid configuration")
+    }
+
     /// The effective configuration as TOML (`check-config`'s printout), in a form that loads
     /// again with the same settings: each client secret under the key it was set with, a file's
     /// path as itself and an inline secret as `[redacted]`.

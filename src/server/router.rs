@@ -263,16 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_public_app_serves_the_three_endpoints_on_the_direct_path_and_the_rest_routed() {
-        let settings = Settings::from_toml_with_env(
-            r#"
-[providers.kick]
-client_id = "id"
-client_secret = "a-secret-of-reasonable-length"
-allowed_redirect_uris = ["http://127.0.0.1:8000/callback"]
-"#,
-            std::iter::empty(),
-        )
-        .expect("valid");
+        let settings = Settings::minimal();
         let app = router(AppState::new(&settings, None).expect("state"));
         let request = |method: Method, path: &str| {
             Request::builder()

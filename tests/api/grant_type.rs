@@ -436,14 +436,7 @@ async fn the_log_line_of_a_refresh_at_token_says_endpoint_refresh_on_the_token_r
         .expect(2)
         .mount(&upstream)
         .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("proxy.toml");
-    std::fs::write(&config, config_toml(&upstream.uri())).expect("write config");
-    let mut binary = spawn_binary(&config).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let (mut binary, _dir, http) = spawn_binary_against(&upstream).await;
     let requests = [
         (
             json!({"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN}),

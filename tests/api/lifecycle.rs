@@ -163,15 +163,7 @@ async fn sigterm_drains_an_in_flight_request_and_exits_zero() {
         .expect(1)
         .mount(&upstream)
         .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("proxy.toml");
-    std::fs::write(&config, config_toml(&upstream.uri())).expect("write config");
-    let mut binary = spawn_binary(&config).await;
-
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let (mut binary, _dir, http) = spawn_binary_against(&upstream).await;
     let request = tokio::spawn({
         let url = binary.url("/api/v1/kick/token");
         async move { http.post(url).json(&exchange_body()).send().await }

@@ -104,14 +104,7 @@ async fn both_ways_log_the_same_route_template() {
         .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
         .mount(&upstream)
         .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("proxy.toml");
-    std::fs::write(&config, config_toml(&upstream.uri())).expect("write config");
-    let mut binary = spawn_binary(&config).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let (mut binary, _dir, http) = spawn_binary_against(&upstream).await;
 
     for path in [DIRECT, ROUTED] {
         let response = http

@@ -406,6 +406,22 @@ pub struct RunningBinary {
     seen: Vec<String>,
 }
 
+/// The binary serving the test config ([`config_toml`]) against `upstream`, the directory of its
+/// config file (keep it while the binary runs), and an HTTP client that ignores egress proxies.
+pub async fn spawn_binary_against(
+    upstream: &MockServer,
+) -> (RunningBinary, tempfile::TempDir, reqwest::Client) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(&config, config_toml(&upstream.uri())).expect("write config");
+    let binary = spawn_binary(&config).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    (binary, dir, http)
+}
+
 /// Starts `kick-oauth-proxy serve --config config` and waits for its "listening" line.
 pub async fn spawn_binary(config: &std::path::Path) -> RunningBinary {
     spawn_binary_with_env(config, &[]).await
