@@ -1,4 +1,4 @@
-//! [`router`]: the one place routes and layers are assembled; tests drive the same router.
+//! [`router`]: the one place routes and layers are assembled; tests drive the same application.
 //!
 //! [`App`] is what the public listener serves: the three OAuth endpoints on a direct path (the
 //! same layers and handler, without axum's routing: issue #15), everything else through axum's
@@ -6,7 +6,7 @@
 
 use super::access_log::AccessLogLayer;
 use crate::api::{handlers, health, openapi, relay, AppState};
-use crate::front_door::{Limits, LoadShed, RateLimit};
+use crate::front_door::{Limits, RateLimit};
 use crate::reply::{ApiError, Endpoint};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
@@ -184,13 +184,12 @@ fn direct_stack(
         state: state.clone(),
         endpoint,
     };
-    let shed: &LoadShed = &limits.shed;
     ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE))
         .layer(AccessLogLayer::route(route))
         .option_layer(hsts.clone())
         .option_layer(limits.cors.clone())
-        .layer(shed.clone())
+        .layer(limits.shed.clone())
         .layer(rate.clone())
         .service(handler)
 }
@@ -214,7 +213,7 @@ fn direct_endpoint(method: &Method, path: &str) -> Option<Endpoint> {
     if method != Method::POST {
         return None;
     }
-    let (provider, action) = path.strip_prefix("/api/v1/")?.split_once('/')?;
+    let (provider, action) = provider_and_action(path)?;
     if provider.is_empty() || provider.contains('%') {
         return None;
     }
@@ -224,6 +223,11 @@ fn direct_endpoint(method: &Method, path: &str) -> Option<Endpoint> {
         "revoke" => Some(Endpoint::Revoke),
         _ => None,
     }
+}
+
+/// `{provider}` and what follows it in `/api/v1/{provider}/…`.
+fn provider_and_action(path: &str) -> Option<(&str, &str)> {
+    path.strip_prefix("/api/v1/")?.split_once('/')
 }
 
 /// The handler of one endpoint on the direct path: [`handlers::serve`], the provider looked up
@@ -244,11 +248,7 @@ impl Service<Request> for Handler {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let provider = request
-            .uri()
-            .path()
-            .strip_prefix("/api/v1/")
-            .and_then(|rest| rest.split_once('/'))
+        let provider = provider_and_action(request.uri().path())
             .and_then(|(name, _)| self.state.exchange().provider(name).cloned());
         let state = self.state.clone();
         let endpoint = self.endpoint;
