@@ -128,3 +128,42 @@ async fn both_ways_log_the_same_route_template() {
     binary.signal("TERM");
     assert_eq!(binary.exit_code().await, Some(0));
 }
+
+#[tokio::test]
+async fn both_ways_answer_a_cross_origin_request_alike() {
+    const ORIGIN: &str = "https://app.example.com";
+    let app = spawn_app_with(|toml| {
+        toml.replacen(
+            "[server]\n",
+            &format!("[server]\ncors_allowed_origins = [\"{ORIGIN}\"]\n"),
+            1,
+        )
+    })
+    .await;
+    app.upstream_succeeds_times(2).await;
+
+    let mut answers = Vec::new();
+    for path in [DIRECT, ROUTED] {
+        let response = app
+            .http
+            .post(app.url(path))
+            .header("origin", ORIGIN)
+            .json(&exchange_body())
+            .send()
+            .await
+            .expect("answer");
+        let allowed = response
+            .headers()
+            .get("access-control-allow-origin")
+            .cloned();
+        let vary: Vec<_> = response.headers().get_all("vary").iter().cloned().collect();
+        answers.push((allowed, vary, seen(response).await));
+    }
+
+    assert_eq!(
+        answers[0].0.as_ref().map(|v| v.as_bytes()),
+        Some(ORIGIN.as_bytes())
+    );
+    assert_eq!(answers[0].2 .0, 200);
+    assert_eq!(answers[0], answers[1]);
+}
