@@ -53,7 +53,7 @@ pub async fn token(
     provider: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    let provider = named(&state, provider.ok().map(|Path(name)| name).as_deref());
+    let provider = named(&state, provider);
     serve(state, provider, Endpoint::Token, request).await
 }
 
@@ -87,7 +87,7 @@ pub async fn refresh(
     provider: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    let provider = named(&state, provider.ok().map(|Path(name)| name).as_deref());
+    let provider = named(&state, provider);
     serve(state, provider, Endpoint::Refresh, request).await
 }
 
@@ -121,13 +121,14 @@ pub async fn revoke(
     provider: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    let provider = named(&state, provider.ok().map(|Path(name)| name).as_deref());
+    let provider = named(&state, provider);
     serve(state, provider, Endpoint::Revoke, request).await
 }
 
 /// The provider serving `{provider}`, if configured.
-fn named(state: &AppState, name: Option<&str>) -> Option<Arc<Provider>> {
-    name.and_then(|name| state.exchange().provider(name).cloned())
+fn named(state: &AppState, name: Result<Path<String>, PathRejection>) -> Option<Arc<Provider>> {
+    let Path(name) = name.ok()?;
+    state.exchange().provider(&name).cloned()
 }
 
 /// The three handlers above, after axum's router; also the listener's direct path to them
