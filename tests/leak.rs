@@ -146,6 +146,25 @@ async fn no_secret_reaches_the_logs_at_trace() {
         statuses,
         [200, 200, 400, 502, 200, 200, 400, 400, 400, 400, 415, 200]
     );
+    // The same endpoints through axum's router instead of the direct path (a percent-encoded
+    // provider): an exchange the provider fails with its HTML page, and a replayed refresh.
+    let routed = [
+        post_to(
+            &http,
+            &format!("{base}/api/v1/%6Bick/token"),
+            with_verifier("4"),
+            "application/json",
+        )
+        .await,
+        post_to(
+            &http,
+            &format!("{base}/api/v1/%6Bick/refresh"),
+            format!("refresh_token={REFRESH}"),
+            "application/x-www-form-urlencoded",
+        )
+        .await,
+    ];
+    assert_eq!(routed, [502, 200]);
     let mut live_tokens = emulator_flow().await;
     live_tokens.extend(relay_flow().await);
     let probe = http
@@ -384,7 +403,17 @@ async fn post(
     body: String,
     content_type: &str,
 ) -> u16 {
-    http.post(format!("{base}/api/v1/kick/{endpoint}"))
+    post_to(
+        http,
+        &format!("{base}/api/v1/kick/{endpoint}"),
+        body,
+        content_type,
+    )
+    .await
+}
+
+async fn post_to(http: &reqwest::Client, url: &str, body: String, content_type: &str) -> u16 {
+    http.post(url)
         .header("content-type", content_type)
         .header("authorization", format!("Bearer {BEARER}"))
         .body(body)
