@@ -29,8 +29,8 @@ impl<T> Default for Flights<T> {
 }
 
 /// What a caller does: lead the execution, or wait for the one in flight.
-enum Role<T: Send + 'static> {
-    Lead(Detached<Option<T>>),
+enum Role<T: Clone + Send + Sync + 'static> {
+    Lead(Detached<T>),
     Wait(watch::Receiver<Option<T>>),
 }
 
@@ -38,7 +38,17 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
     /// Runs `work` unless an identical one (same `index`) is in flight; either way, its result.
     /// `shared` in the answer is true when this caller waited on another's execution. `None` when
     /// the execution panicked.
-    pub async fn run<F>(&self, index: [u8; 32], work: F) -> Option<(T, bool)>
+    ///
+    /// Whether this caller leads or waits is settled here, before the returned future is first
+    /// polled. `work` is moved once, into the one allocation of a flight; the returned future
+    /// holds a pointer to it, not the execution's whole state, so the futures of the callers
+    /// above stay small and are not copied around at every `.await` (one provider call's state
+    /// is kilobytes).
+    pub fn run<F>(
+        &self,
+        index: [u8; 32],
+        work: F,
+    ) -> impl Future<Output = Option<(T, bool)>> + Send + 'static
     where
         F: Future<Output = T> + Send + 'static,
     {
@@ -49,34 +59,24 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
                 None => {
                     let (sender, receiver) = watch::channel(None);
                     inflight.insert(index, receiver);
-                    let map = Arc::clone(&self.inflight);
-                    Role::Lead(Detached(Some(Box::pin(async move {
-                        // Leaves the map however the work ends, a panic included, so a failed
-                        // flight cannot leave identical requests waiting on a dead channel.
-                        let leave = LeaveOnDrop { map, index };
-                        let result = catch_unwind(work).await;
-                        // Leave the map, then publish. A request arriving after this finds the
-                        // replay entry the work stored (replay on), or makes its own call
-                        // (replay off): it must not share an answer that is already complete,
-                        // which would be a replay the operator turned off.
-                        drop(leave);
-                        // Out of the map, no new waiter can appear: without one, nothing to copy.
-                        // A panic drops the sender unsent, and the waiters get `None`.
-                        if let Some(value) = &result {
-                            if sender.receiver_count() > 0 {
-                                let _ = sender.send(Some(value.clone()));
-                            }
-                        }
-                        result
-                    }))))
+                    Role::Lead(Detached(Some(Flight {
+                        work: Box::pin(work),
+                        leave: Some(LeaveOnDrop {
+                            map: Arc::clone(&self.inflight),
+                            index,
+                        }),
+                        sender,
+                    })))
                 }
             }
         };
-        match role {
-            Role::Lead(flight) => flight.await.map(|value| (value, false)),
-            Role::Wait(mut receiver) => {
-                let result = receiver.wait_for(Option::is_some).await.ok()?.clone();
-                result.map(|value| (value, true))
+        async move {
+            match role {
+                Role::Lead(flight) => flight.await.map(|value| (value, false)),
+                Role::Wait(mut receiver) => {
+                    let result = receiver.wait_for(Option::is_some).await.ok()?.clone();
+                    result.map(|value| (value, true))
+                }
             }
         }
     }
@@ -91,38 +91,61 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
     }
 }
 
-/// `work`'s output, or `None` if polling it panicked (as a spawned task's panic would be caught).
-async fn catch_unwind<F: Future>(work: F) -> Option<F::Output> {
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(|cx| {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-            Ok(Poll::Ready(value)) => Poll::Ready(Some(value)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(None),
+/// One execution and what ends it: it leaves the map however the work ends, a panic included (so
+/// a failed flight cannot leave identical requests waiting on a dead channel), then publishes.
+struct Flight<T> {
+    work: Pin<Box<dyn Future<Output = T> + Send>>,
+    /// Taken when the work ends.
+    leave: Option<LeaveOnDrop<T>>,
+    sender: watch::Sender<Option<T>>,
+}
+
+impl<T: Clone> Future for Flight<T> {
+    /// `None` if polling the work panicked (as a spawned task's panic would be caught).
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        let result =
+            match std::panic::catch_unwind(AssertUnwindSafe(|| this.work.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(value)) => Some(value),
+                Err(_) => None,
+            };
+        // Leave the map, then publish. A request arriving after this finds the replay entry the
+        // work stored (replay on), or makes its own call (replay off): it must not share an
+        // answer that is already complete, which would be a replay the operator turned off.
+        drop(this.leave.take());
+        // Out of the map, no new waiter can appear: without one, nothing to copy. A panic leaves
+        // the sender unsent, and the waiters get `None` when the flight is dropped.
+        if let Some(value) = &result {
+            if this.sender.receiver_count() > 0 {
+                let _ = this.sender.send(Some(value.clone()));
+            }
         }
-    })
-    .await
+        Poll::Ready(result)
+    }
 }
 
 /// A flight polled by the caller that leads it. Dropped unfinished (the caller went away), it
 /// hands the rest of the execution to a task of its own, which finishes and publishes it.
-struct Detached<O: Send + 'static>(Option<Pin<Box<dyn Future<Output = O> + Send>>>);
+struct Detached<T: Clone + Send + Sync + 'static>(Option<Flight<T>>);
 
-impl<O: Send + 'static> Future for Detached<O> {
-    type Output = O;
+impl<T: Clone + Send + Sync + 'static> Future for Detached<T> {
+    type Output = Option<T>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let Some(flight) = self.0.as_mut() else {
             // Finished already; `.await` never polls again.
             return Poll::Pending;
         };
-        let output = std::task::ready!(flight.as_mut().poll(cx));
+        let output = std::task::ready!(Pin::new(flight).poll(cx));
         self.0 = None;
         Poll::Ready(output)
     }
 }
 
-impl<O: Send + 'static> Drop for Detached<O> {
+impl<T: Clone + Send + Sync + 'static> Drop for Detached<T> {
     fn drop(&mut self) {
         let Some(flight) = self.0.take() else {
             return;
