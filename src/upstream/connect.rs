@@ -131,8 +131,15 @@ pub(super) struct Conn {
 
 impl Connection for Conn {
     fn connected(&self) -> Connected {
-        // HTTP/2 when the provider's TLS handshake negotiated `h2` (ALPN).
-        self.inner.connected().proxy(self.is_proxy)
+        // HTTP/2 when the provider's TLS handshake negotiated `h2` (ALPN). Nothing else of what
+        // the TCP connector reports: its `HttpInfo` (the socket addresses) would be copied into
+        // every response's extensions, three allocations per call, and nothing reads it.
+        let connected = Connected::new().proxy(self.is_proxy);
+        if self.inner.connected().is_negotiated_h2() {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
     }
 }
 
