@@ -1002,3 +1002,52 @@ async fn a_reload_that_changes_limits_or_listeners_reports_each_key_until_the_re
     // Back to what it started with: nothing is owed.
     assert_eq!(state.reload(&started), Vec::<String>::new());
 }
+
+/// `TOKIO_WORKER_THREADS` (tokio's own variable, documented in the README for a machine whose
+/// CPUs the proxy shares): a bad value stops the binary at start-up with a line that says why,
+/// instead of tokio's panic.
+#[test]
+fn a_bad_worker_thread_count_is_refused_at_start_up_with_a_clear_message() {
+    for value in ["0", "two", "-1", " 2"] {
+        let output = binary(&["serve"], &[("TOKIO_WORKER_THREADS", value)]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{value:?}: {stderr}");
+        assert!(
+            stderr.contains("TOKIO_WORKER_THREADS must be a whole number of worker threads"),
+            "{value:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{value:?}: {stderr}");
+    }
+}
+
+/// A valid `TOKIO_WORKER_THREADS` is the number of worker threads the serving binary runs.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_worker_thread_count_is_what_tokio_worker_threads_says() {
+    let upstream = wiremock::MockServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(&config, crate::helpers::config_toml(&upstream.uri())).expect("write");
+    for threads in [1, 3] {
+        let running = crate::helpers::spawn_binary_with_env(
+            &config,
+            &[("TOKIO_WORKER_THREADS", threads.to_string())],
+        )
+        .await;
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", running.child.id())).expect("/proc");
+        let workers = tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "tokio-rt-worker")
+            .count();
+        assert_eq!(workers, threads);
+        let health = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .get(format!("http://{}/healthz", running.addr))
+            .send()
+            .await
+            .expect("healthz");
+        assert_eq!(health.status(), 200);
+    }
+}
