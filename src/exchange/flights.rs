@@ -229,4 +229,53 @@ mod tests {
         assert_eq!(flights.in_flight(), 0);
         assert_eq!(flights.run([3; 32], async { 2 }).await, Some((2, false)));
     }
+
+    #[tokio::test]
+    async fn a_leader_dropped_before_its_first_poll_still_runs_and_publishes() {
+        let flights: Flights<u32> = Flights::default();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let leader = flights.run([4; 32], async move {
+            let _ = released.await;
+            5
+        });
+        let waiter = tokio::spawn(flights.run([4; 32], async { unreachable!("shared") }));
+        drop(leader);
+        let _ = release.send(());
+        assert_eq!(waiter.await.expect("join"), Some((5, true)));
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_leader_dropped_mid_flight_still_publishes_to_its_waiters() {
+        let flights: Flights<u32> = Flights::default();
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let leader = tokio::spawn(flights.run([6; 32], async move {
+            let _ = started.send(());
+            let _ = released.await;
+            8
+        }));
+        has_started.await.expect("the work started");
+        let waiter = tokio::spawn(flights.run([6; 32], async { unreachable!("shared") }));
+        leader.abort();
+        assert!(leader.await.expect_err("aborted").is_cancelled());
+        let _ = release.send(());
+        assert_eq!(waiter.await.expect("join"), Some((8, true)));
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_leader_dropped_outside_a_runtime_ends_the_flight_without_a_result() {
+        let flights: Flights<u32> = Flights::default();
+        let leader = flights.run([2; 32], async { 1 });
+        let waiter = flights.run([2; 32], async { unreachable!("shared") });
+        assert_eq!(flights.in_flight(), 1);
+        // Nothing could run the rest of the work: it is dropped, and the flight with it.
+        drop(leader);
+        assert_eq!(flights.in_flight(), 0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        assert_eq!(runtime.block_on(waiter), None);
+    }
 }
