@@ -19,7 +19,12 @@ pub async fn run(config: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(addr = %app.local_addr(), version = env!("CARGO_PKG_VERSION"), "listening");
+    tracing::info!(
+        addr = %app.local_addr(),
+        version = env!("CARGO_PKG_VERSION"),
+        worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+        "listening"
+    );
     tokio::spawn(reload_on_sighup(
         app.state().clone(),
         config.clone(),

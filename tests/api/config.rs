@@ -1020,31 +1020,29 @@ fn a_bad_worker_thread_count_is_refused_at_start_up_with_a_clear_message() {
     }
 }
 
-/// A valid `TOKIO_WORKER_THREADS` is the number of worker threads the serving binary runs.
-#[cfg(target_os = "linux")]
+/// A valid `TOKIO_WORKER_THREADS` is the number of worker threads the serving binary runs, as its
+/// `listening` line reports them (tokio's own count: the blocking pool's threads carry the
+/// workers' thread name, so `/proc` cannot tell them apart).
 #[tokio::test]
 async fn the_worker_thread_count_is_what_tokio_worker_threads_says() {
     let upstream = wiremock::MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("proxy.toml");
     std::fs::write(&config, crate::helpers::config_toml(&upstream.uri())).expect("write");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     for threads in [1, 3] {
-        let running = crate::helpers::spawn_binary_with_env(
-            &config,
-            &[("TOKIO_WORKER_THREADS", threads.to_string())],
-        )
-        .await;
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", running.child.id())).expect("/proc");
-        let workers = tasks
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .filter(|name| name.trim() == "tokio-rt-worker")
-            .count();
-        assert_eq!(workers, threads);
-        let health = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client")
-            .get(format!("http://{}/healthz", running.addr))
+        let mut running =
+            crate::helpers::start_binary(&config, &[("TOKIO_WORKER_THREADS", threads.to_string())]);
+        let listening = running
+            .wait_for_log_within("listening", std::time::Duration::from_secs(20))
+            .await;
+        assert_eq!(listening["worker_threads"], threads, "{listening}");
+        let addr = listening["addr"].as_str().expect("addr");
+        let health = http
+            .get(format!("http://{addr}/healthz"))
             .send()
             .await
             .expect("healthz");
