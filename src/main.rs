@@ -24,9 +24,8 @@ fn main() -> ExitCode {
 
 /// tokio's multi-threaded runtime, as `#[tokio::main]` builds it: one worker thread per CPU this
 /// process may use (a cgroup CPU limit counts, rounded down, at least one), or
-/// `TOKIO_WORKER_THREADS` of them.
-/// That variable is checked here first, the way tokio reads it: tokio itself would panic on a
-/// value that is not a whole number above 0.
+/// `TOKIO_WORKER_THREADS` of them. That variable is checked here first, the way tokio reads it:
+/// tokio itself would panic on a value that is not a whole number above 0.
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     match std::env::var("TOKIO_WORKER_THREADS") {
         Ok(value) if !value.parse::<usize>().is_ok_and(|threads| threads > 0) => {
