@@ -51,15 +51,15 @@ pub fn router(state: AppState) -> App {
     };
     let api = Router::new()
         .route(
-            "/api/v1/{provider}/token",
+            route(Endpoint::Token),
             post(handlers::token).route_layer(limits.token.clone()),
         )
         .route(
-            "/api/v1/{provider}/refresh",
+            route(Endpoint::Refresh),
             post(handlers::refresh).route_layer(limits.refresh.clone()),
         )
         .route(
-            "/api/v1/{provider}/revoke",
+            route(Endpoint::Revoke),
             post(handlers::revoke).route_layer(limits.revoke.clone()),
         )
         // GET /api/v1/{provider}/authorize and /callback, behind load shedding too.
@@ -85,6 +85,15 @@ pub fn router(state: AppState) -> App {
     App {
         direct: Some(Arc::new(direct)),
         router,
+    }
+}
+
+/// The route template of an OAuth endpoint: axum's route, and the direct path's log line.
+fn route(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Token => "/api/v1/{provider}/token",
+        Endpoint::Refresh => "/api/v1/{provider}/refresh",
+        Endpoint::Revoke => "/api/v1/{provider}/revoke",
     }
 }
 
@@ -175,18 +184,13 @@ fn direct_stack(
     endpoint: Endpoint,
     hsts: &Option<SetResponseHeaderLayer<HeaderValue>>,
 ) -> DirectStack {
-    let route = match endpoint {
-        Endpoint::Token => "/api/v1/{provider}/token",
-        Endpoint::Refresh => "/api/v1/{provider}/refresh",
-        Endpoint::Revoke => "/api/v1/{provider}/revoke",
-    };
     let handler = Handler {
         state: state.clone(),
         endpoint,
     };
     ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE))
-        .layer(AccessLogLayer::route(route))
+        .layer(AccessLogLayer::route(route(endpoint)))
         .option_layer(hsts.clone())
         .option_layer(limits.cors.clone())
         .layer(limits.shed.clone())
