@@ -1029,10 +1029,7 @@ async fn the_worker_thread_count_is_what_tokio_worker_threads_says() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("proxy.toml");
     std::fs::write(&config, crate::helpers::config_toml(&upstream.uri())).expect("write");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = crate::helpers::proxyless_client();
     for threads in [1, 3] {
         let mut running =
             crate::helpers::start_binary(&config, &[("TOKIO_WORKER_THREADS", threads.to_string())]);

@@ -415,11 +415,15 @@ pub async fn spawn_binary_against(
     let config = dir.path().join("proxy.toml");
     std::fs::write(&config, config_toml(&upstream.uri())).expect("write config");
     let binary = spawn_binary(&config).await;
-    let http = reqwest::Client::builder()
+    (binary, dir, proxyless_client())
+}
+
+/// An HTTP client that ignores the egress proxy variables, for talking to a spawned binary.
+pub fn proxyless_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .no_proxy()
         .build()
-        .expect("client");
-    (binary, dir, http)
+        .expect("client")
 }
 
 /// Starts `kick-oauth-proxy serve --config config` and waits for its "listening" line.
