@@ -1,6 +1,7 @@
 //! The provider's connection pool: a burst's connections are kept (as many as
 //! `limits.max_upstream_calls`) and reused by the next burst, not closed and opened again.
 
+use crate::helpers::raw_http;
 use crate::helpers::*;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -87,4 +88,119 @@ async fn a_second_burst_reuses_every_connection_of_the_first() {
         "the second burst opened {} connections",
         opened - BURST
     );
+}
+
+/// A plain-HTTP token endpoint written by hand, counting connections and requests: `answer` is
+/// told the request's number (1 for the first, across connections) and says whether to answer
+/// it (`Some(close)`, closing the connection after when `close`) or to close the connection
+/// unanswered (`None`).
+async fn counting_provider(
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+    answer: fn(usize) -> Option<bool>,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            connections.fetch_add(1, Ordering::SeqCst);
+            let requests = Arc::clone(&requests);
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                loop {
+                    if !raw_http::read_request(&mut socket).await {
+                        return;
+                    }
+                    let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
+                    let Some(close) = answer(n) else {
+                        return;
+                    };
+                    let body = kick_tokens().to_string();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if socket
+                        .write_all(format!("{head}{body}").as_bytes())
+                        .await
+                        .is_err()
+                        || close
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// One exchange with its own code (a repeated one would be answered from the replay cache).
+async fn exchange_code(app: &TestApp, code: &str) -> u16 {
+    let mut body = exchange_body();
+    body["code"] = Value::from(code);
+    app.post_json("/api/v1/kick/token", &body)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_provider_closed_meanwhile_is_not_used() {
+    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // Every answer is followed by the provider closing the connection (an idle timeout of zero).
+    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |_| {
+        Some(true)
+    })
+    .await;
+    let app = TestApp::builder().token_url_base(&base).spawn().await;
+
+    for round in 0..3 {
+        assert_eq!(exchange_code(&app, &format!("closed-{round}")).await, 200);
+        // The provider's FIN arrives while the connection sits idle in the pool.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each call went out once, each on a new connection: none was sent into a closed one.
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_request_whose_kept_connection_dies_unanswered_is_a_502_and_not_sent_again() {
+    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // The first request is answered and the connection kept; the second is read, then the
+    // connection is closed without an answer: the code may have been spent.
+    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |n| {
+        (n == 1).then_some(false)
+    })
+    .await;
+    let app = TestApp::builder().token_url_base(&base).spawn().await;
+
+    assert_eq!(exchange_code(&app, "first").await, 200);
+    assert_eq!(exchange_code(&app, "second").await, 502);
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        2,
+        "the second call was sent again"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    assert!(app.is_healthy().await);
+}
+
+#[tokio::test]
+async fn consecutive_calls_share_one_kept_connection() {
+    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |_| {
+        Some(false)
+    })
+    .await;
+    let app = TestApp::builder().token_url_base(&base).spawn().await;
+
+    for round in 0..5 {
+        assert_eq!(exchange_code(&app, &format!("kept-{round}")).await, 200);
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 5);
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
 }

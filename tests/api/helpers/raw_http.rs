@@ -215,16 +215,16 @@ pub fn chunked(data: &[u8], size: usize, finished: bool) -> Vec<u8> {
 }
 
 /// Server side: reads until the end of one request (headers plus the declared body), or until
-/// the peer closes.
-pub async fn read_request(socket: &mut (impl AsyncRead + Unpin)) {
+/// the peer closes: true when a whole request was read.
+pub async fn read_request(socket: &mut (impl AsyncRead + Unpin)) -> bool {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         let Ok(n) = socket.read(&mut buf).await else {
-            return;
+            return false;
         };
         if n == 0 {
-            return;
+            return false;
         }
         seen.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&seen);
@@ -238,7 +238,7 @@ pub async fn read_request(socket: &mut (impl AsyncRead + Unpin)) {
                 })
                 .unwrap_or(0);
             if seen.len() >= end + 4 + length {
-                return;
+                return true;
             }
         }
     }
