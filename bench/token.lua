@@ -8,9 +8,24 @@
 -- still measured from the send, so a stall delays only the next request of that connection and is
 -- not added to the requests queued behind it (unlike oha's --latency-correction).
 
+-- Split mode: with WRK_SPLIT_PORTS="P1,P2,..." in the environment, thread i sends to 127.0.0.1 at
+-- the i-th port (round robin) instead of the URL's, so each of several proxy processes gets its own
+-- wrk thread (bench/per_core.py).
+
 local thread_count = 0
+local split = nil
 
 function setup(thread)
+  local ports = os.getenv("WRK_SPLIT_PORTS")
+  if ports and not split then
+    split = {}
+    for port in string.gmatch(ports, "%d+") do
+      split[#split + 1] = wrk.lookup("127.0.0.1", port)[1]
+    end
+  end
+  if split and #split > 0 then
+    thread.addr = split[thread_count % #split + 1]
+  end
   thread_count = thread_count + 1
   thread:set("tid", thread_count)
 end
