@@ -404,6 +404,8 @@ pub struct RunningBinary {
     pub addr: String,
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     seen: Vec<String>,
+    /// Everything it wrote to stderr so far (a panic message, a line before logging starts).
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// The binary serving the test config ([`config_toml`]) against `upstream`, the directory of its
@@ -477,10 +479,27 @@ pub fn start_binary(config: &std::path::Path, env: &[(&str, String)]) -> Running
         env,
     )
     .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
     .spawn()
     .expect("binary starts");
     let stdout = child.stdout.take().expect("stdout");
+    let stderr_pipe = child.stderr.take().expect("stderr");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // Drained too, for the same reason, and kept for the leak checks.
+    std::thread::spawn({
+        let stderr = std::sync::Arc::clone(&stderr);
+        move || {
+            for line in std::io::BufReader::new(stderr_pipe)
+                .lines()
+                .map_while(Result::ok)
+            {
+                stderr
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        }
+    });
     let (tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     // Drains stdout to the end, so the child never blocks on a full pipe.
     std::thread::spawn(move || {
@@ -496,6 +515,7 @@ pub fn start_binary(config: &std::path::Path, env: &[(&str, String)]) -> Running
         addr: String::new(),
         lines,
         seen: Vec::new(),
+        stderr,
     }
 }
 
@@ -531,6 +551,16 @@ impl RunningBinary {
             .iter()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
+    }
+
+    /// Every line read so far as written, JSON or not, then every line of stderr: what a leak
+    /// check searches.
+    pub fn output(&self) -> Vec<String> {
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.seen.iter().chain(stderr.iter()).cloned().collect()
     }
 
     /// Sends a signal (`TERM`, `HUP`, …) to the process.
