@@ -14,6 +14,9 @@
 //! - an accepted `redirect_uri` is byte-equal to an allowlist entry;
 //! - an accepted `code`, `refresh_token` or `token` is 1..=4096 bytes of visible ASCII;
 //! - an accepted `token_type_hint` is absent, empty, `access_token` or `refresh_token`;
+//! - `grant_type` (read at `/token`): absent, empty or `authorization_code` is the code exchange,
+//!   `refresh_token` the refresh, any other string 400 `unsupported_grant_type`, anything else
+//!   (sent twice, not a string) 400 `invalid_request`;
 //! - differential: whenever a reference decoder (`serde_json::Value` for JSON,
 //!   `url::form_urlencoded` for forms) also reads the body, every accepted value is exactly the
 //!   value that decoder finds under the same name, present once (no field is invented, merged,
@@ -23,7 +26,7 @@
 
 use kick_oauth_proxy::api::extract::{decode_body, MAX_BODY_BYTES, MAX_CREDENTIAL_LEN};
 use kick_oauth_proxy::api::input::{
-    is_valid_verifier, CodeExchange, Refresh, Revocation, TokenTypeHint,
+    is_valid_verifier, CodeExchange, Refresh, Revocation, TokenGrantType, TokenTypeHint,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -90,6 +93,30 @@ fn check(content_type: Option<&str>, body: &[u8]) {
     );
     let reference = Reference::of(content_type, body);
     let allowed: Vec<String> = ALLOWED.iter().map(|s| (*s).to_owned()).collect();
+
+    match TokenGrantType::from_fields(&fields) {
+        Ok(grant) => {
+            let expected = match grant {
+                TokenGrantType::AuthorizationCode => &[None, Some(""), Some("authorization_code")][..],
+                TokenGrantType::RefreshToken => &[Some("refresh_token")][..],
+            };
+            reference.agrees_with_one_of("grant_type", expected);
+        }
+        Err(error) => {
+            assert_eq!(error.status().as_u16(), 400, "grant_type failed with another status");
+            assert!(
+                matches!(error.code(), "invalid_request" | "unsupported_grant_type"),
+                "grant_type failed with {}",
+                error.code()
+            );
+            if error.code() == "unsupported_grant_type" {
+                reference.is_a_string_other_than(
+                    "grant_type",
+                    &["", "authorization_code", "refresh_token"],
+                );
+            }
+        }
+    }
 
     match CodeExchange::from_fields(&fields, &allowed) {
         Ok(exchange) => {
@@ -182,6 +209,52 @@ impl Reference {
                 Self::Form(url::form_urlencoded::parse(body).into_owned().collect())
             }
             _ => Self::Unavailable,
+        }
+    }
+
+    /// The value of `name` the reference decoder read: `None` when absent, `Some(None)` when the
+    /// body cannot be compared (no reference, a JSON value that is not a string, a form name
+    /// sent more than once).
+    fn single(&self, name: &str) -> Option<Option<&str>> {
+        match self {
+            Self::Json(map) => match map.get(name) {
+                None => Some(None),
+                Some(serde_json::Value::String(value)) => Some(Some(value)),
+                Some(_) => None,
+            },
+            Self::Form(pairs) => {
+                let mut found = pairs.iter().filter(|(k, _)| k == name);
+                match (found.next(), found.next()) {
+                    (None, _) => Some(None),
+                    (Some((_, value)), None) => Some(Some(value)),
+                    _ => None,
+                }
+            }
+            Self::Unavailable => None,
+        }
+    }
+
+    /// An accepted `name` (absent or a string) is one of `expected` in the reference's reading.
+    fn agrees_with_one_of(&self, name: &str, expected: &[Option<&str>]) {
+        if let Some(value) = self.single(name) {
+            assert!(
+                expected.contains(&value),
+                "accepted `{name}` as {expected:?}, the body has {value:?}"
+            );
+        }
+    }
+
+    /// A `name` refused as unsupported is, in the reference's reading, one string not in `known`.
+    fn is_a_string_other_than(&self, name: &str, known: &[&str]) {
+        if let Self::Unavailable = self {
+            return;
+        }
+        match self.single(name) {
+            Some(Some(value)) => assert!(
+                !known.contains(&value),
+                "refused `{name}` = {value:?} as unsupported"
+            ),
+            other => panic!("refused `{name}` as unsupported, the body has {other:?}"),
         }
     }
 
