@@ -1,5 +1,11 @@
 //! The provider's connection pool: a burst's connections are kept (as many as
-//! `limits.max_upstream_calls`) and reused by the next burst, not closed and opened again.
+//! `limits.max_upstream_calls`) and reused by the next burst, not closed and opened again;
+//! consecutive calls share one kept connection; one the provider closed while it sat in the pool
+//! is not used; a request whose kept connection died unanswered is not sent again.
+//!
+//! These run on `#[tokio::test]`'s current-thread runtime, with the app in the same runtime: a
+//! finished call's connection is back in the pool before the test's next step runs, and a short
+//! sleep lets the runtime read a FIN the provider sent. A multi-threaded runtime would race both.
 
 use crate::helpers::raw_http;
 use crate::helpers::*;
@@ -91,13 +97,12 @@ async fn a_second_burst_reuses_every_connection_of_the_first() {
 }
 
 /// A plain-HTTP token endpoint written by hand, counting connections and requests: `answer` is
-/// told the request's number (1 for the first, across connections) and says whether to answer
-/// it (`Some(close)`, closing the connection after when `close`) or to close the connection
-/// unanswered (`None`).
+/// told the request's number (1 for the first, across connections) and says whether to answer it
+/// (keeping the connection open) or to close the connection unanswered.
 async fn counting_provider(
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
-    answer: fn(usize) -> Option<bool>,
+    answer: fn(usize) -> bool,
 ) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -114,9 +119,9 @@ async fn counting_provider(
                         return;
                     }
                     let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
-                    let Some(close) = answer(n) else {
+                    if !answer(n) {
                         return;
-                    };
+                    }
                     let body = kick_tokens().to_string();
                     let head = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -126,7 +131,6 @@ async fn counting_provider(
                         .write_all(format!("{head}{body}").as_bytes())
                         .await
                         .is_err()
-                        || close
                     {
                         return;
                     }
@@ -147,35 +151,90 @@ async fn exchange_code(app: &TestApp, code: &str) -> u16 {
         .as_u16()
 }
 
+/// A token endpoint that answers every request and keeps the connection open, until the test
+/// says `close`: then the connection waiting for its next request closes, and says so on `closed`.
+async fn closing_provider(
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+    close: Arc<tokio::sync::Notify>,
+    closed: Arc<tokio::sync::Notify>,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            connections.fetch_add(1, Ordering::SeqCst);
+            let (requests, close, closed) = (
+                Arc::clone(&requests),
+                Arc::clone(&close),
+                Arc::clone(&closed),
+            );
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                loop {
+                    tokio::select! {
+                        read = raw_http::read_request(&mut socket) => if !read {
+                            return;
+                        },
+                        () = close.notified() => {
+                            drop(socket);
+                            closed.notify_one();
+                            return;
+                        }
+                    }
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    let body = kick_tokens().to_string();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 #[tokio::test]
-async fn a_kept_connection_the_provider_closed_meanwhile_is_not_used() {
+async fn a_kept_connection_the_provider_closed_while_idle_is_not_used() {
     let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    // Every answer is followed by the provider closing the connection (an idle timeout of zero).
-    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |_| {
-        Some(true)
-    })
+    let (close, closed) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let base = closing_provider(
+        Arc::clone(&connections),
+        Arc::clone(&requests),
+        Arc::clone(&close),
+        Arc::clone(&closed),
+    )
     .await;
     let app = TestApp::builder().token_url_base(&base).spawn().await;
 
-    for round in 0..3 {
-        assert_eq!(exchange_code(&app, &format!("closed-{round}")).await, 200);
-        // The provider's FIN arrives while the connection sits idle in the pool.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Each call went out once, each on a new connection: none was sent into a closed one.
-    assert_eq!(requests.load(Ordering::SeqCst), 3);
-    assert_eq!(connections.load(Ordering::SeqCst), 3);
+    assert_eq!(exchange_code(&app, "before-close").await, 200);
+    // The call is over and its connection sits in the pool; now the provider closes it (an idle
+    // timeout shorter than the proxy's 90 s), and the runtime reads the FIN.
+    close.notify_one();
+    closed.notified().await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+
+    assert_eq!(exchange_code(&app, "after-close").await, 200);
+    // The second call went out once, on a new connection: nothing was sent into the closed one.
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
 async fn a_request_whose_kept_connection_dies_unanswered_is_a_502_and_not_sent_again() {
     let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     // The first request is answered and the connection kept; the second is read, then the
-    // connection is closed without an answer: the code may have been spent.
-    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |n| {
-        (n == 1).then_some(false)
-    })
-    .await;
+    // connection is closed without an answer (the code may have been spent); the rest answered.
+    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |n| n != 2).await;
     let app = TestApp::builder().token_url_base(&base).spawn().await;
 
     assert_eq!(exchange_code(&app, "first").await, 200);
@@ -186,16 +245,16 @@ async fn a_request_whose_kept_connection_dies_unanswered_is_a_502_and_not_sent_a
         "the second call was sent again"
     );
     assert_eq!(connections.load(Ordering::SeqCst), 1);
-    assert!(app.is_healthy().await);
+    // The dead connection left the pool: the next call opens a new one and is answered.
+    assert_eq!(exchange_code(&app, "third").await, 200);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
 async fn consecutive_calls_share_one_kept_connection() {
     let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |_| {
-        Some(false)
-    })
-    .await;
+    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |_| true).await;
     let app = TestApp::builder().token_url_base(&base).spawn().await;
 
     for round in 0..5 {

@@ -406,6 +406,8 @@ pub struct RunningBinary {
     seen: Vec<String>,
     /// Everything it wrote to stderr so far (a panic message, a line before logging starts).
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The thread reading stderr; it ends when the process has exited.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The binary serving the test config ([`config_toml`]) against `upstream`, the directory of its
@@ -485,8 +487,9 @@ pub fn start_binary(config: &std::path::Path, env: &[(&str, String)]) -> Running
     let stdout = child.stdout.take().expect("stdout");
     let stderr_pipe = child.stderr.take().expect("stderr");
     let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    // Drained too, for the same reason, and kept for the leak checks.
-    std::thread::spawn({
+    // Drains stderr to the end too, so the child never blocks on it, and keeps it for the leak
+    // checks.
+    let stderr_reader = std::thread::spawn({
         let stderr = std::sync::Arc::clone(&stderr);
         move || {
             for line in std::io::BufReader::new(stderr_pipe)
@@ -516,6 +519,7 @@ pub fn start_binary(config: &std::path::Path, env: &[(&str, String)]) -> Running
         lines,
         seen: Vec::new(),
         stderr,
+        stderr_reader: Some(stderr_reader),
     }
 }
 
@@ -553,14 +557,27 @@ impl RunningBinary {
             .collect()
     }
 
-    /// Every line read so far as written, JSON or not, then every line of stderr: what a leak
-    /// check searches.
-    pub fn output(&self) -> Vec<String> {
-        let stderr = self
-            .stderr
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.seen.iter().chain(stderr.iter()).cloned().collect()
+    /// Every line it wrote, as written, JSON or not: stdout, then stderr. Stops the process
+    /// (`TERM`, then waits for it to exit) so that nothing is still on its way: what a leak check
+    /// searches.
+    pub async fn output_to_the_end(&mut self) -> Vec<String> {
+        self.signal("TERM");
+        let (_, mut lines) = self
+            .exited_within(std::time::Duration::from_secs(30))
+            .await
+            .expect("the process exits within 30 s of TERM");
+        if let Some(reader) = self.stderr_reader.take() {
+            // Its stderr is closed: the reader ends.
+            reader.join().expect("the stderr reader ends");
+        }
+        lines.extend(
+            self.stderr
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        lines
     }
 
     /// Sends a signal (`TERM`, `HUP`, …) to the process.
