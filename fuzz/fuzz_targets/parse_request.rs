@@ -212,9 +212,9 @@ impl Reference {
         }
     }
 
-    /// The value of `name` the reference decoder read: `None` when absent, `Some(None)` when the
-    /// body cannot be compared (no reference, a JSON value that is not a string, a form name
-    /// sent more than once).
+    /// The value of `name` the reference decoder read: `Some(None)` when absent, `Some(Some(v))`
+    /// for one string, `None` when the body cannot be compared (no reference, a JSON value that
+    /// is not a string, a form name sent more than once).
     fn single(&self, name: &str) -> Option<Option<&str>> {
         match self {
             Self::Json(map) => match map.get(name) {
