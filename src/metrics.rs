@@ -19,7 +19,7 @@
 //! | `kick_proxy_open_connections` | gauge | listener (`public`, `admin`) |
 //! | `kick_proxy_connections_evicted_total` | counter | listener |
 //! | `kick_proxy_connections_refused_total` | counter | listener |
-//! | `kick_proxy_connection_errors_total` | counter | listener, reason (`header_too_large`, `header_timeout`, `tls_handshake`, `other`) |
+//! | `kick_proxy_connection_errors_total` | counter | listener, reason (`header_too_large`, `header_timeout`, `send_timeout`, `tls_handshake`, `other`) |
 //! | `kick_proxy_state_ops_total` | counter | op, outcome (shared state store, see `state`) |
 //! | `kick_proxy_state_op_duration_seconds` | histogram | op |
 //! | `kick_proxy_state_backend_up` | gauge | |

@@ -136,7 +136,8 @@ pub struct ServerSettings {
     /// network.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<SocketAddr>,
-    /// Deadline for a client to send its request headers (slowloris guard).
+    /// Deadline for a client to send its request headers (slowloris guard), to start its next
+    /// request on a kept-alive connection, and to take any of a response its socket blocked on.
     pub header_read_timeout_secs: u64,
     /// Deadline for a client to send its (at most 16 KiB) request body; 408 after it.
     pub body_read_timeout_secs: u64,

@@ -10,6 +10,11 @@
 //! - **header deadline**: `server.header_read_timeout_secs` runs from the accept (a TLS handshake
 //!   included), and again while a kept-alive connection waits for its next request, so an idle
 //!   keep-alive connection is closed after the same time;
+//! - **send deadline**: a response (or handshake message) the client does not read is given the
+//!   same time to make progress: when the socket has taken none of it for
+//!   `server.header_read_timeout_secs`, the connection is closed ([`WriteDeadline`]). Without it, a
+//!   client that pipelines requests and never reads would hold its connection, hyper's unsent
+//!   output and the kernel's socket buffers for as long as it likes;
 //! - **open connections**: at most `max_connections` per listener. When a new connection finds the
 //!   listener full, the connection that has been idle the longest (no request in flight: a
 //!   kept-alive one, one still sending its headers, one in its TLS handshake) is closed to make
@@ -24,10 +29,14 @@ use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio_rustls::TlsAcceptor;
@@ -38,7 +47,8 @@ pub struct ConnectionRules {
     /// The largest request line plus header block accepted, in bytes (hyper's read buffer is
     /// capped to the same size). At least 8,192: hyper's smallest buffer.
     pub max_header_bytes: usize,
-    /// From the accept (or the end of the previous response) to the end of the header block.
+    /// From the accept (or the end of the previous response) to the end of the header block; also
+    /// how long a blocked write may wait for the socket to take any of it (the send deadline).
     pub header_read_timeout: Duration,
     /// Connections open at once on this listener.
     pub max_connections: usize,
@@ -296,6 +306,7 @@ impl Listener {
 
     fn spawn(&self, stream: TcpStream, peer: SocketAddr, id: u64, slot: Arc<Slot>) {
         let _ = stream.set_nodelay(true);
+        let stream = WriteDeadline::new(stream, self.rules.header_read_timeout);
         let registered = Registered {
             registry: Arc::clone(&self.registry),
             id,
@@ -357,6 +368,8 @@ impl Listener {
                     "header_too_large"
                 } else if error.is_timeout() {
                     "header_timeout"
+                } else if crate::error_chain::chain(&error).any(WriteDeadline::expired) {
+                    "send_timeout"
                 } else {
                     "other"
                 };
@@ -380,6 +393,128 @@ impl Listener {
         tokio::time::timeout(grace, registry.drained())
             .await
             .is_ok()
+    }
+}
+
+/// A client's socket with a deadline on writes that make no progress: when a write finds the
+/// socket's buffer full, a timer starts; any byte the socket then takes stops it; when it fires
+/// first, the write fails with [`std::io::ErrorKind::TimedOut`] and hyper (or the TLS layer)
+/// closes the connection. A write that does not block, the common case, costs one branch.
+struct WriteDeadline {
+    stream: TcpStream,
+    limit: Duration,
+    /// Created the first time a write blocks, and reset for each later stall.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A write is blocked and the timer runs for it.
+    stalled: bool,
+}
+
+/// Why a stalled write failed: inside the [`std::io::ErrorKind::TimedOut`] error it returns.
+#[derive(Debug)]
+struct SendTimedOut;
+
+impl std::fmt::Display for SendTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the client took none of the response within the send deadline")
+    }
+}
+
+impl std::error::Error for SendTimedOut {}
+
+impl WriteDeadline {
+    fn new(stream: TcpStream, limit: Duration) -> Self {
+        Self {
+            stream,
+            limit,
+            timer: None,
+            stalled: false,
+        }
+    }
+
+    /// True for the error a stalled write ends with (`io::Error::source` skips its payload, so
+    /// the payload is looked at directly).
+    fn expired(error: &(dyn std::error::Error + 'static)) -> bool {
+        error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|payload| payload.is::<SendTimedOut>())
+    }
+
+    /// What a write returns once the socket answered: `Pending` runs (or starts) the timer under
+    /// `cx` and becomes the timeout when it has fired; anything else stops it.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if written.is_ready() {
+            self.stalled = false;
+            return written;
+        }
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if !self.stalled {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.stalled = true;
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                SendTimedOut,
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.watch(cx, written)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.watch(cx, written)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

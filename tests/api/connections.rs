@@ -1,9 +1,10 @@
 //! What a connection may cost, on every listener (public, TLS, admin): the header-block cap (431
-//! and close), the header deadline (for idle keep-alive connections too), and the connection cap,
+//! and close), the header deadline (for idle keep-alive connections too), the send deadline (a
+//! client that does not read its responses), and the connection cap,
 //! where the longest-idle connection makes room and only a listener with a request on every
 //! connection turns a new one away.
 
-use crate::helpers::raw_http::{get_keep_alive, read_until_closed};
+use crate::helpers::raw_http::{get_keep_alive, read_bytes_until_closed, read_until_closed};
 use crate::helpers::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -171,6 +172,84 @@ async fn an_idle_keep_alive_connection_on_the_public_listener_is_closed_at_the_h
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
+        started.elapsed()
+    );
+}
+
+/// How many answers (status lines) `bytes` holds.
+fn answers_in(bytes: &[u8]) -> usize {
+    bytes.windows(9).filter(|w| w == b"HTTP/1.1 ").count()
+}
+
+#[tokio::test]
+async fn a_client_that_pipelines_requests_and_never_reads_is_closed_at_the_send_deadline() {
+    const REQUESTS: usize = 200;
+    let app = spawn_app().await;
+    // A small receive window, so the proxy's writes stall after a few answers (the OpenAPI
+    // document is some 60 KB each) instead of filling megabytes of socket buffers first.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    let request = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
+    stream
+        .write_all(&request.repeat(REQUESTS))
+        .await
+        .expect("write the pipelined requests");
+
+    // Nothing read for well past the deadline (header_read_timeout_secs = 1 in the test config).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (read, closed) = read_bytes_until_closed(&mut stream, Duration::from_secs(20)).await;
+
+    assert!(closed, "the connection was still open");
+    // Closed while answers were still owed: without the deadline every answer would have come
+    // once the client started reading, the connection closing only when idle after the last.
+    let answered = answers_in(&read);
+    assert!(answered < REQUESTS, "all {answered} answers were written");
+    assert!(app.is_healthy().await);
+}
+
+#[tokio::test]
+async fn a_slow_reader_that_keeps_taking_its_answers_gets_all_of_them_past_the_send_deadline() {
+    const REQUESTS: usize = 400;
+    // A send deadline of 2 s: a reader frozen that long by a busy machine would be cut.
+    let app = spawn_app_with(server_keys(2, "")).await;
+    // A fixed receive window (no autotuning), so the socket buffers hold far less than the
+    // answers (about 25 MB) and the proxy's writes stall again and again; the last request
+    // closes the connection once answered.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    let mut requests = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(REQUESTS - 1);
+    requests.extend_from_slice(
+        b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    stream.write_all(&requests).await.expect("write");
+
+    // At most 64 KiB every 8 ms: over three seconds in all (so past the send deadline,
+    // header_read_timeout_secs = 2, after the first stall), while each stall ends well within it.
+    // (The proxy's socket reports room only once half its send buffer has drained, so progress
+    // needs a reader that drains that half within the deadline: about a megabyte a second here.)
+    let started = Instant::now();
+    let mut read = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 64 * 1024];
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => read.extend_from_slice(&chunk[..n]),
+            other => panic!("after {} bytes: {other:?}", read.len()),
+        }
+        tokio::time::sleep(Duration::from_millis(8)).await;
+    }
+
+    assert_eq!(
+        answers_in(&read),
+        REQUESTS,
+        "every answer, in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() > Duration::from_millis(2500),
+        "the reading must outlast the deadline to show anything: {:?}",
         started.elapsed()
     );
 }
