@@ -6,15 +6,16 @@
 What a thread-per-core design (one single-threaded event loop per CPU, as nginx's workers) would
 gain over tokio's work-stealing workers, measured without building one: the N one-worker
 processes share the stub and nothing else, and wrk's thread i sends only to process i (token.lua's
-split mode, WRK_SPLIT_PORTS). The "one process" side is bench.py's "proxy" with its default
-workers (one per CPU); the other side is N of them with TOKIO_WORKER_THREADS=1. Per side and
-repetition: req/s, p99, the proxy CPU µs per answered request (all processes of the side), and
-that divided by the stub's CPU per request in the same point (bench/ab.py explains why). Medians
-and split / one ratios are printed.
+split mode, WRK_SPLIT_PORTS). The "one process" side is bench.py's "proxy" with
+TOKIO_WORKER_THREADS=N; the other side is N of them with TOKIO_WORKER_THREADS=1. wrk runs N
+threads on either side. Per side and repetition: req/s, p99, the proxy CPU µs per answered request
+(all processes of the side), and that divided by the stub's CPU in the same point (bench/ab.py
+explains why). Any wrk error (connect, read, write, timeout, non-2xx) stops the run. Medians and
+split / one ratios are printed (no JSON report).
 
-Environment: STUB_BIN, PROXY_BIN (or the argument), BENCH_CONNS (here default "64"),
-BENCH_DURATION (6), BENCH_REPEAT (5), BENCH_WORKERS (N, default 2: one wrk thread per process),
-BENCH_MAX_LOAD / BENCH_LOAD_WAIT as bench.py. Standard library only."""
+Environment: STUB_BIN, PROXY_BIN (or the argument), BENCH_CONNS (here default "64"; each at least
+N), BENCH_DURATION (6), BENCH_REPEAT (5), BENCH_WORKERS (N, default 2), BENCH_MAX_LOAD /
+BENCH_LOAD_WAIT as bench.py. Standard library only."""
 
 import json
 import os
@@ -31,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+if WORKERS < 1 or any(c < WORKERS for c in bench.CONNS):
+    raise SystemExit(f"BENCH_WORKERS ({WORKERS}) must be at least 1 and at most every BENCH_CONNS")
 
 
 def wrk(ports, conns, duration):
@@ -44,7 +47,11 @@ def wrk(ports, conns, duration):
     if line is None:
         raise SystemExit(f"wrk failed: {out.stdout}\n{out.stderr}")
     r = json.loads(line[len("WRKJSON "):])
-    return {"requests": r["requests"], "errors": r["err_status"] + r["err_timeout"],
+    errors = sum(r[k] for k in ("err_connect", "err_read", "err_write", "err_timeout",
+                                "err_status"))
+    if errors:
+        raise SystemExit(f"wrk saw {errors} errors: {r}")
+    return {"requests": r["requests"], "errors": errors,
             "rps": r["requests"] / (r["duration_us"] / 1e6), "p99_ms": r["p99_us"] / 1e3}
 
 
@@ -67,6 +74,7 @@ def main():
     common = os.environ.get("BENCH_PROXY_ENV", "")
     sides = {}
     try:
+        os.environ["BENCH_PROXY_ENV"] = f"{common} TOKIO_WORKER_THREADS={WORKERS}".strip()
         sides["one"] = [bench.Proxy("one", stub)]
         os.environ["BENCH_PROXY_ENV"] = f"{common} TOKIO_WORKER_THREADS=1".strip()
         sides["split"] = [bench.Proxy(f"split{i}", stub) for i in range(WORKERS)]
@@ -81,7 +89,7 @@ def main():
                     rows[c][side].append(r)
                     bench.log(f"  c={c} {side:5s} #{i + 1}: {r['rps']:,.0f} req/s, p99 "
                               f"{r['p99_ms']:.2f} ms, {r['cpu_us']:.1f} µs/req, ÷ stub "
-                              f"{r['per_stub']:.2f}, errors {r['errors']}")
+                              f"{r['per_stub']:.2f}")
     finally:
         for procs in sides.values():
             for p in procs:
