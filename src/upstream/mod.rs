@@ -186,14 +186,24 @@ impl Upstream {
         // A timeout or a WAF page says nothing about the secret.
         let next_accepted = matches!(&second, Ok(_) | Err(UpstreamError::Grant { .. }));
         if next_accepted {
-            tracing::warn!(
-                "the provider accepted the next client secret: it is now the current one; \
-                 move it to client_secret(_file) before the next reload"
-            );
-            self.set_credentials(Credentials {
+            // Only over the secrets this call started with: a reload that landed meanwhile
+            // (SIGHUP) is the operator's newer word, and stays.
+            let promoted = std::sync::Arc::new(Credentials {
                 current: next.clone(),
                 next: None,
             });
+            let before = self.credentials.compare_and_swap(&credentials, promoted);
+            if std::sync::Arc::ptr_eq(&before, &credentials) {
+                tracing::warn!(
+                    "the provider accepted the next client secret: it is now the current one; \
+                     move it to client_secret(_file) before the next reload"
+                );
+            } else {
+                tracing::warn!(
+                    "the provider accepted the next client secret, but the secrets were reloaded \
+                     meanwhile: the reloaded ones stay"
+                );
+            }
         }
         second
     }

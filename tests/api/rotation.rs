@@ -177,3 +177,79 @@ async fn without_a_next_secret_invalid_client_is_a_502_after_one_attempt() {
     .await;
     assert_kick_502(app.exchange().await).await;
 }
+
+#[tokio::test]
+async fn a_reload_during_a_next_secret_attempt_is_not_undone_by_its_promotion() {
+    const THIRD: &str = "third-secret-ROTATION";
+    let upstream = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .and(body_string_contains(format!("client_secret={OLD}")))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    // The next secret works, slowly: the operator's reload lands while this attempt is out.
+    Mock::given(path("/oauth/token"))
+        .and(body_string_contains(format!("client_secret={NEW}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(kick_tokens())
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/oauth/token"))
+        .and(body_string_contains(format!("client_secret={THIRD}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret");
+    let config_file = dir.path().join("proxy.toml");
+    std::fs::write(&secret, format!("{OLD}\n")).expect("write");
+    let with_next = config(&upstream.uri(), &secret, &[REDIRECT_URI]).replace(
+        "client_secret_file",
+        &format!("next_client_secret = \"{NEW}\"\nclient_secret_file"),
+    );
+    std::fs::write(&config_file, with_next).expect("write");
+    let mut binary = spawn_binary(&config_file).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let url = binary.url("/api/v1/kick/token");
+        async move {
+            http.post(url)
+                .json(&exchange_with("CODE-1", REDIRECT_URI))
+                .send()
+                .await
+        }
+    });
+    binary.wait_for_log("trying the next one").await;
+    // The operator moves to a third secret, without a next one.
+    std::fs::write(&secret, format!("{THIRD}\n")).expect("write");
+    std::fs::write(
+        &config_file,
+        config(&upstream.uri(), &secret, &[REDIRECT_URI]),
+    )
+    .expect("write");
+    binary.signal("HUP");
+    binary.wait_for_log("reloaded").await;
+    let finished = in_flight.await.expect("join").expect("answer");
+    assert_eq!(finished.status(), 200);
+
+    // The next call goes with the reloaded secret, not the one the slow attempt promoted.
+    let after = http
+        .post(binary.url("/api/v1/kick/token"))
+        .json(&exchange_with("CODE-2", REDIRECT_URI))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(after.status(), 200);
+    upstream.verify().await;
+}
