@@ -70,6 +70,12 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
+/// A PEM file of `[server.tls]` (a certificate chain or a private key), with the same checks as
+/// every file the settings name: a regular file of at most 1 MiB.
+pub fn read_tls_pem(path: &Path) -> Result<Vec<u8>, String> {
+    read_small_file(path, MAX_CA_FILE)
+}
+
 /// A PEM bundle of trust anchors as bytes (`state.redis.ca_file`, for a client that takes PEM):
 /// the same checks as [`CaCertificates::read`].
 pub(super) fn read_ca_pem(path: &Path) -> Result<Vec<u8>, String> {

@@ -17,7 +17,7 @@ mod schema;
 pub mod state;
 mod validate;
 
-pub use files::{read_secret_file, CaCertificates};
+pub use files::{read_secret_file, read_tls_pem, CaCertificates};
 pub use placeholder::{is_placeholder, PLACEHOLDER_PREFIX};
 pub use schema::*;
 pub use state::{StateConfig, StateSettings};

@@ -53,8 +53,14 @@ impl TlsReloader {
         cert_file: &std::path::Path,
         key_file: &std::path::Path,
     ) -> Result<CertifiedKey, TlsError> {
-        let certs = CertificateDer::pem_file_iter(cert_file)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        // Read with the size cap and the regular-file check of every file the settings name: a
+        // FIFO or a device would block start-up or the reload, or fill memory.
+        let cert_pem = crate::config::read_tls_pem(cert_file).map_err(|message| TlsError {
+            key: "server.tls.cert_file",
+            message: format!("{}: {message}", cert_file.display()),
+        })?;
+        let certs = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TlsError {
                 key: "server.tls.cert_file",
                 message: format!("{}: {e}", cert_file.display()),
@@ -65,8 +71,12 @@ impl TlsReloader {
                 message: format!("{}: no certificate in the file", cert_file.display()),
             });
         }
+        let key_pem = crate::config::read_tls_pem(key_file).map_err(|message| TlsError {
+            key: "server.tls.key_file",
+            message: format!("{}: {message}", key_file.display()),
+        })?;
         // The key's own error text could quote key material; say only what failed.
-        let key = PrivateKeyDer::from_pem_file(key_file).map_err(|_| TlsError {
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError {
             key: "server.tls.key_file",
             message: format!("{}: no readable PEM private key", key_file.display()),
         })?;

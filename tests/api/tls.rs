@@ -181,3 +181,63 @@ fn check_config_loads_the_certificate_as_serve_does() {
         String::from_utf8_lossy(&accepted.stderr)
     );
 }
+
+#[test]
+fn a_certificate_or_key_path_that_is_not_a_regular_file_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_cert(dir.path(), "good");
+    // A FIFO: opened for reading, it would block until a writer came, which never does.
+    let fifo = dir.path().join("fifo.pem");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let good = |ext: &str| format!("{}/good.{ext}", dir.path().display());
+    for (cert, key, named) in [
+        (
+            fifo.display().to_string(),
+            good("key"),
+            "server.tls.cert_file",
+        ),
+        (
+            good("crt"),
+            fifo.display().to_string(),
+            "server.tls.key_file",
+        ),
+        (good("crt"), "/dev/zero".to_owned(), "server.tls.key_file"),
+    ] {
+        let config = dir.path().join("proxy.toml");
+        let toml = format!(
+            "{}\n[server.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n",
+            config_toml("http://127.0.0.1:9")
+        );
+        std::fs::write(&config, toml).expect("write");
+        let mut child = binary_command(
+            &["check-config", "--config", config.to_str().expect("utf-8")],
+            &[],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("check-config runs");
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("check-config still reading {cert} / {key} after 10 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+            .expect("read stderr");
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(named), "{named}: {stderr}");
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
+}
