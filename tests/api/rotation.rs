@@ -35,6 +35,63 @@ timeout_secs = 5
     )
 }
 
+/// Mounts `answer` for the token calls that carry `client_secret=secret`, expected `times` times.
+async fn answer_secret(upstream: &MockServer, secret: &str, answer: ResponseTemplate, times: u64) {
+    Mock::given(path("/oauth/token"))
+        .and(body_string_contains(format!("client_secret={secret}")))
+        .respond_with(answer)
+        .expect(times)
+        .mount(upstream)
+        .await;
+}
+
+/// The provider's tokens, at once.
+fn tokens() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(kick_tokens())
+}
+
+/// The provider's tokens, after 1.5 s: long enough for a reload to land meanwhile.
+fn slow_tokens() -> ResponseTemplate {
+    tokens().set_delay(Duration::from_millis(1500))
+}
+
+/// A secret file and a config file naming it, in a directory of their own.
+struct SecretFiles {
+    _dir: tempfile::TempDir,
+    secret: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+impl SecretFiles {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self {
+            secret: dir.path().join("secret"),
+            config: dir.path().join("proxy.toml"),
+            _dir: dir,
+        }
+    }
+
+    /// Writes `secret` (with a newline, as `echo` leaves it) and the config `toml` makes from the
+    /// secret file's path.
+    fn write(&self, secret: &str, toml: impl FnOnce(&std::path::Path) -> String) {
+        std::fs::write(&self.secret, format!("{secret}\n")).expect("write");
+        std::fs::write(&self.config, toml(&self.secret)).expect("write");
+    }
+}
+
+/// `/token` with `code`, sent in the background.
+fn exchange_in_background(
+    binary: &RunningBinary,
+    http: &reqwest::Client,
+    code: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let request = http
+        .post(binary.url("/api/v1/kick/token"))
+        .json(&exchange_with(code, REDIRECT_URI));
+    tokio::spawn(request.send())
+}
+
 fn exchange_with(code: &str, redirect_uri: &str) -> serde_json::Value {
     json!({"code": code, "code_verifier": VERIFIER, "redirect_uri": redirect_uri})
 }
@@ -42,57 +99,23 @@ fn exchange_with(code: &str, redirect_uri: &str) -> serde_json::Value {
 #[tokio::test]
 async fn sighup_swaps_the_secret_and_allowlist_while_a_request_is_in_flight() {
     let upstream = MockServer::start().await;
-    Mock::given(path("/oauth/token"))
-        .and(body_string_contains(format!("client_secret={OLD}")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(kick_tokens())
-                .set_delay(Duration::from_millis(1500)),
-        )
-        .expect(1)
-        .mount(&upstream)
-        .await;
-    Mock::given(path("/oauth/token"))
-        .and(body_string_contains(format!("client_secret={NEW}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
-        .expect(2)
-        .mount(&upstream)
-        .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = dir.path().join("secret");
-    let config_file = dir.path().join("proxy.toml");
-    std::fs::write(&secret, format!("{OLD}\n")).expect("write");
-    std::fs::write(
-        &config_file,
-        config(&upstream.uri(), &secret, &[REDIRECT_URI]),
-    )
-    .expect("write");
-    let mut binary = spawn_binary(&config_file).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    answer_secret(&upstream, OLD, slow_tokens(), 1).await;
+    answer_secret(&upstream, NEW, tokens(), 2).await;
+    let files = SecretFiles::new();
+    files.write(OLD, |secret| {
+        config(&upstream.uri(), secret, &[REDIRECT_URI])
+    });
+    let mut binary = spawn_binary(&files.config).await;
+    let http = proxyless_client();
 
     // In flight with the old secret...
-    let in_flight = tokio::spawn({
-        let http = http.clone();
-        let url = binary.url("/api/v1/kick/token");
-        async move {
-            http.post(url)
-                .json(&exchange_with("CODE-1", REDIRECT_URI))
-                .send()
-                .await
-        }
-    });
+    let in_flight = exchange_in_background(&binary, &http, "CODE-1");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // ...while the secret rotates and the allowlist gains the app's deep link.
-    std::fs::write(&secret, format!("{NEW}\n")).expect("write");
-    std::fs::write(
-        &config_file,
-        config(&upstream.uri(), &secret, &[REDIRECT_URI, APP_REDIRECT_URI]),
-    )
-    .expect("write");
+    files.write(NEW, |secret| {
+        config(&upstream.uri(), secret, &[REDIRECT_URI, APP_REDIRECT_URI])
+    });
     binary.signal("HUP");
     binary.wait_for_log("reloaded").await;
 
@@ -115,7 +138,7 @@ async fn sighup_swaps_the_secret_and_allowlist_while_a_request_is_in_flight() {
     );
 
     // A reload that cannot load keeps the running configuration.
-    std::fs::remove_file(&secret).expect("remove");
+    std::fs::remove_file(&files.secret).expect("remove");
     binary.signal("HUP");
     let failed = binary.wait_for_log("reload failed").await;
     assert!(failed["error"]
@@ -142,18 +165,14 @@ async fn the_next_secret_is_tried_once_on_invalid_client_and_then_promoted() {
         )
     })
     .await;
-    Mock::given(path("/oauth/token"))
-        .and(body_string_contains(format!("client_secret={OLD}")))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})))
-        .expect(1)
-        .mount(&app.upstream)
-        .await;
-    Mock::given(path("/oauth/token"))
-        .and(body_string_contains(format!("client_secret={NEW}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
-        .expect(2)
-        .mount(&app.upstream)
-        .await;
+    answer_secret(
+        &app.upstream,
+        OLD,
+        ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})),
+        1,
+    )
+    .await;
+    answer_secret(&app.upstream, NEW, tokens(), 2).await;
 
     // The provider already switched: the first request costs one refused attempt, not an outage.
     let first = app
@@ -182,62 +201,32 @@ async fn without_a_next_secret_invalid_client_is_a_502_after_one_attempt() {
 async fn a_reload_during_a_next_secret_attempt_is_not_undone_by_its_promotion() {
     const THIRD: &str = "third-secret-ROTATION";
     let upstream = MockServer::start().await;
-    Mock::given(path("/oauth/token"))
-        .and(body_string_contains(format!("client_secret={OLD}")))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})))
-        .expect(1)
-        .mount(&upstream)
-        .await;
+    answer_secret(
+        &upstream,
+        OLD,
+        ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})),
+        1,
+    )
+    .await;
     // The next secret works, slowly: the operator's reload lands while this attempt is out.
-    Mock::given(path("/oauth/token"))
-        .and(body_string_contains(format!("client_secret={NEW}")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(kick_tokens())
-                .set_delay(Duration::from_millis(1500)),
+    answer_secret(&upstream, NEW, slow_tokens(), 1).await;
+    answer_secret(&upstream, THIRD, tokens(), 1).await;
+    let files = SecretFiles::new();
+    files.write(OLD, |secret| {
+        config(&upstream.uri(), secret, &[REDIRECT_URI]).replace(
+            "client_secret_file",
+            &format!("next_client_secret = \"{NEW}\"\nclient_secret_file"),
         )
-        .expect(1)
-        .mount(&upstream)
-        .await;
-    Mock::given(path("/oauth/token"))
-        .and(body_string_contains(format!("client_secret={THIRD}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(kick_tokens()))
-        .expect(1)
-        .mount(&upstream)
-        .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = dir.path().join("secret");
-    let config_file = dir.path().join("proxy.toml");
-    std::fs::write(&secret, format!("{OLD}\n")).expect("write");
-    let with_next = config(&upstream.uri(), &secret, &[REDIRECT_URI]).replace(
-        "client_secret_file",
-        &format!("next_client_secret = \"{NEW}\"\nclient_secret_file"),
-    );
-    std::fs::write(&config_file, with_next).expect("write");
-    let mut binary = spawn_binary(&config_file).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-
-    let in_flight = tokio::spawn({
-        let http = http.clone();
-        let url = binary.url("/api/v1/kick/token");
-        async move {
-            http.post(url)
-                .json(&exchange_with("CODE-1", REDIRECT_URI))
-                .send()
-                .await
-        }
     });
+    let mut binary = spawn_binary(&files.config).await;
+    let http = proxyless_client();
+
+    let in_flight = exchange_in_background(&binary, &http, "CODE-1");
     binary.wait_for_log("trying the next one").await;
     // The operator moves to a third secret, without a next one.
-    std::fs::write(&secret, format!("{THIRD}\n")).expect("write");
-    std::fs::write(
-        &config_file,
-        config(&upstream.uri(), &secret, &[REDIRECT_URI]),
-    )
-    .expect("write");
+    files.write(THIRD, |secret| {
+        config(&upstream.uri(), secret, &[REDIRECT_URI])
+    });
     binary.signal("HUP");
     binary.wait_for_log("reloaded").await;
     let finished = in_flight.await.expect("join").expect("answer");

@@ -96,73 +96,46 @@ async fn a_second_burst_reuses_every_connection_of_the_first() {
     );
 }
 
+/// What a hand-written provider saw, and the test's handle to close its idle connections.
+struct HandWritten {
+    base: String,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+    /// Notified by the test: the connection waiting for its next request closes...
+    close: Arc<tokio::sync::Notify>,
+    /// ...and says so here.
+    closed: Arc<tokio::sync::Notify>,
+}
+
+impl HandWritten {
+    fn counts(&self) -> (usize, usize) {
+        (
+            self.connections.load(Ordering::SeqCst),
+            self.requests.load(Ordering::SeqCst),
+        )
+    }
+}
+
 /// A plain-HTTP token endpoint written by hand, counting connections and requests: `answer` is
 /// told the request's number (1 for the first, across connections) and says whether to answer it
 /// (keeping the connection open) or to close the connection unanswered.
-async fn counting_provider(
-    connections: Arc<AtomicUsize>,
-    requests: Arc<AtomicUsize>,
-    answer: fn(usize) -> bool,
-) -> String {
+async fn hand_written_provider(answer: fn(usize) -> bool) -> HandWritten {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            connections.fetch_add(1, Ordering::SeqCst);
-            let requests = Arc::clone(&requests);
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                loop {
-                    if !raw_http::read_request(&mut socket).await {
-                        return;
-                    }
-                    let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
-                    if !answer(n) {
-                        return;
-                    }
-                    let body = kick_tokens().to_string();
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                        body.len()
-                    );
-                    if socket
-                        .write_all(format!("{head}{body}").as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-/// One exchange with its own code (a repeated one would be answered from the replay cache).
-async fn exchange_code(app: &TestApp, code: &str) -> u16 {
-    let mut body = exchange_body();
-    body["code"] = Value::from(code);
-    app.post_json("/api/v1/kick/token", &body)
-        .await
-        .status()
-        .as_u16()
-}
-
-/// A token endpoint that answers every request and keeps the connection open, until the test
-/// says `close`: then the connection waiting for its next request closes, and says so on `closed`.
-async fn closing_provider(
-    connections: Arc<AtomicUsize>,
-    requests: Arc<AtomicUsize>,
-    close: Arc<tokio::sync::Notify>,
-    closed: Arc<tokio::sync::Notify>,
-) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let provider = HandWritten {
+        base: format!("http://{}", listener.local_addr().expect("addr")),
+        connections: Arc::default(),
+        requests: Arc::default(),
+        close: Arc::default(),
+        closed: Arc::default(),
+    };
+    let (connections, requests, close, closed) = (
+        Arc::clone(&provider.connections),
+        Arc::clone(&provider.requests),
+        Arc::clone(&provider.close),
+        Arc::clone(&provider.closed),
+    );
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             connections.fetch_add(1, Ordering::SeqCst);
@@ -184,82 +157,87 @@ async fn closing_provider(
                             return;
                         }
                     }
-                    requests.fetch_add(1, Ordering::SeqCst);
+                    let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
+                    if !answer(n) {
+                        return;
+                    }
                     let body = kick_tokens().to_string();
-                    let answer = format!(
+                    let reply = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                         body.len()
                     );
-                    if socket.write_all(answer.as_bytes()).await.is_err() {
+                    if socket.write_all(reply.as_bytes()).await.is_err() {
                         return;
                     }
                 }
             });
         }
     });
-    format!("http://{addr}")
+    provider
+}
+
+/// One exchange with its own code (a repeated one would be answered from the replay cache).
+async fn exchange_code(app: &TestApp, code: &str) -> u16 {
+    let mut body = exchange_body();
+    body["code"] = Value::from(code);
+    app.post_json("/api/v1/kick/token", &body)
+        .await
+        .status()
+        .as_u16()
 }
 
 #[tokio::test]
 async fn a_kept_connection_the_provider_closed_while_idle_is_not_used() {
-    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let (close, closed) = (
-        Arc::new(tokio::sync::Notify::new()),
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    let base = closing_provider(
-        Arc::clone(&connections),
-        Arc::clone(&requests),
-        Arc::clone(&close),
-        Arc::clone(&closed),
-    )
-    .await;
-    let app = TestApp::builder().token_url_base(&base).spawn().await;
+    let provider = hand_written_provider(|_| true).await;
+    let app = TestApp::builder()
+        .token_url_base(&provider.base)
+        .spawn()
+        .await;
 
     assert_eq!(exchange_code(&app, "before-close").await, 200);
     // The call is over and its connection sits in the pool; now the provider closes it (an idle
     // timeout shorter than the proxy's 90 s), and the runtime reads the FIN.
-    close.notify_one();
-    closed.notified().await;
+    provider.close.notify_one();
+    provider.closed.notified().await;
     tokio::time::sleep(Duration::from_millis(1)).await;
 
     assert_eq!(exchange_code(&app, "after-close").await, 200);
     // The second call went out once, on a new connection: nothing was sent into the closed one.
-    assert_eq!(requests.load(Ordering::SeqCst), 2);
-    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert_eq!(provider.counts(), (2, 2), "(connections, requests)");
 }
 
 #[tokio::test]
 async fn a_request_whose_kept_connection_dies_unanswered_is_a_502_and_not_sent_again() {
-    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     // The first request is answered and the connection kept; the second is read, then the
     // connection is closed without an answer (the code may have been spent); the rest answered.
-    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |n| n != 2).await;
-    let app = TestApp::builder().token_url_base(&base).spawn().await;
+    let provider = hand_written_provider(|n| n != 2).await;
+    let app = TestApp::builder()
+        .token_url_base(&provider.base)
+        .spawn()
+        .await;
 
     assert_eq!(exchange_code(&app, "first").await, 200);
     assert_eq!(exchange_code(&app, "second").await, 502);
     assert_eq!(
-        requests.load(Ordering::SeqCst),
-        2,
-        "the second call was sent again"
+        provider.counts(),
+        (1, 2),
+        "(connections, requests): the second call was not sent again"
     );
-    assert_eq!(connections.load(Ordering::SeqCst), 1);
     // The dead connection left the pool: the next call opens a new one and is answered.
     assert_eq!(exchange_code(&app, "third").await, 200);
-    assert_eq!(requests.load(Ordering::SeqCst), 3);
-    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert_eq!(provider.counts(), (2, 3), "(connections, requests)");
 }
 
 #[tokio::test]
 async fn consecutive_calls_share_one_kept_connection() {
-    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let base = counting_provider(Arc::clone(&connections), Arc::clone(&requests), |_| true).await;
-    let app = TestApp::builder().token_url_base(&base).spawn().await;
+    let provider = hand_written_provider(|_| true).await;
+    let app = TestApp::builder()
+        .token_url_base(&provider.base)
+        .spawn()
+        .await;
 
     for round in 0..5 {
         assert_eq!(exchange_code(&app, &format!("kept-{round}")).await, 200);
     }
-    assert_eq!(requests.load(Ordering::SeqCst), 5);
-    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    assert_eq!(provider.counts(), (1, 5), "(connections, requests)");
 }
