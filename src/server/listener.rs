@@ -10,8 +10,8 @@
 //! - **header deadline**: `server.header_read_timeout_secs` runs from the accept (a TLS handshake
 //!   included), and again while a kept-alive connection waits for its next request, so an idle
 //!   keep-alive connection is closed after the same time;
-//! - **send deadline**: a response (or handshake message) the client does not read is given the
-//!   same time to make progress: when the socket has taken none of it for
+//! - **send deadline**: a response the client does not read is given the same time to make
+//!   progress: when the socket has taken none of it for
 //!   `server.header_read_timeout_secs`, the connection is closed ([`WriteDeadline`]). Without it, a
 //!   client that pipelines requests and never reads would hold its connection, hyper's unsent
 //!   output and the kernel's socket buffers for as long as it likes;

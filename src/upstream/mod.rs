@@ -198,6 +198,9 @@ impl Upstream {
                     "the provider accepted the next client secret: it is now the current one; \
                      move it to client_secret(_file) before the next reload"
                 );
+            } else if before.next.is_none() && before.current.secret() == next.secret() {
+                // Another call that met the same refusal promoted it first.
+                tracing::debug!("the next client secret was already promoted");
             } else {
                 tracing::warn!(
                     "the provider accepted the next client secret, but the secrets were reloaded \

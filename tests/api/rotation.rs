@@ -208,8 +208,15 @@ async fn a_reload_during_a_next_secret_attempt_is_not_undone_by_its_promotion() 
         1,
     )
     .await;
-    // The next secret works, slowly: the operator's reload lands while this attempt is out.
-    answer_secret(&upstream, NEW, slow_tokens(), 1).await;
+    // The next secret works, slowly: the operator's reload lands while this attempt is out (3 s,
+    // under the config's 5 s deadline, and far longer than a reload takes).
+    answer_secret(
+        &upstream,
+        NEW,
+        tokens().set_delay(Duration::from_secs(3)),
+        1,
+    )
+    .await;
     answer_secret(&upstream, THIRD, tokens(), 1).await;
     let files = SecretFiles::new();
     files.write(OLD, |secret| {
@@ -231,6 +238,8 @@ async fn a_reload_during_a_next_secret_attempt_is_not_undone_by_its_promotion() 
     binary.wait_for_log("reloaded").await;
     let finished = in_flight.await.expect("join").expect("answer");
     assert_eq!(finished.status(), 200);
+    // The race happened as staged: the attempt ended after the reload, and said so.
+    binary.wait_for_log("reloaded meanwhile").await;
 
     // The next call goes with the reloaded secret, not the one the slow attempt promoted.
     let after = http
