@@ -283,15 +283,16 @@ def bodies_file(count=200_000):
     return path
 
 
-def run_wrk(url, conns, duration, pace_ms=None):
+def run_wrk(url, conns, duration, pace_ms=None, threads=None, env=None):
     """wrk with token.lua; `pace_ms`: token.lua's paced mode (mean wait before each request on
-    each connection, ms) instead of the closed loop."""
-    threads = min(2, conns)
+    each connection, ms) instead of the closed loop; `threads` (default min(2, conns)); `env`:
+    wrk's whole environment (per_core.py passes WRK_SPLIT_PORTS)."""
+    threads = threads or min(2, conns)
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--timeout", "10s",
            "-s", os.path.join(BENCH, "token.lua"), url]
     if pace_ms:
         cmd += ["--", str(pace_ms)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, env=env)
     line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
     if line is None:
         raise SystemExit(f"wrk failed: {out.stdout}\n{out.stderr}")

@@ -17,10 +17,8 @@ Environment: STUB_BIN, PROXY_BIN (or the argument), BENCH_CONNS (here default "6
 N), BENCH_DURATION (6), BENCH_REPEAT (5), BENCH_WORKERS (N, default 2), BENCH_MAX_LOAD /
 BENCH_LOAD_WAIT as bench.py. Standard library only."""
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 
 if len(sys.argv) > 1:
@@ -37,22 +35,13 @@ if WORKERS < 1 or any(c < WORKERS for c in bench.CONNS):
 
 
 def wrk(ports, conns, duration):
-    """wrk with token.lua, WORKERS threads, thread i to ports[i]; the summary line parsed."""
+    """bench.run_wrk with WORKERS threads, thread i to ports[i]; stops on any error."""
     env = dict(os.environ, WRK_SPLIT_PORTS=",".join(map(str, ports)))
-    cmd = ["wrk", "-t", str(WORKERS), "-c", str(conns), "-d", f"{duration}s", "--timeout",
-           "10s", "-s", os.path.join(bench.BENCH, "token.lua"),
-           f"http://127.0.0.1:{ports[0]}/api/v1/kick/token"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
-    if line is None:
-        raise SystemExit(f"wrk failed: {out.stdout}\n{out.stderr}")
-    r = json.loads(line[len("WRKJSON "):])
-    errors = sum(r[k] for k in ("err_connect", "err_read", "err_write", "err_timeout",
-                                "err_status"))
-    if errors:
-        raise SystemExit(f"wrk saw {errors} errors: {r}")
-    return {"requests": r["requests"], "errors": errors,
-            "rps": r["requests"] / (r["duration_us"] / 1e6), "p99_ms": r["p99_us"] / 1e3}
+    r = bench.run_wrk(f"http://127.0.0.1:{ports[0]}/api/v1/kick/token", conns, duration,
+                      threads=WORKERS, env=env)
+    if r["errors"]:
+        raise SystemExit(f"wrk saw {r['errors']} errors: {r}")
+    return r
 
 
 def measure(procs, stub, conns):

@@ -451,17 +451,16 @@ impl WriteDeadline {
             self.stalled = false;
             return written;
         }
-        let deadline = tokio::time::Instant::now() + self.limit;
         let timer = match &mut self.timer {
             Some(timer) => {
                 if !self.stalled {
-                    timer.as_mut().reset(deadline);
+                    timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + self.limit);
                 }
                 timer
             }
-            None => self
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+            None => self.timer.insert(Box::pin(tokio::time::sleep(self.limit))),
         };
         self.stalled = true;
         match timer.as_mut().poll(cx) {

@@ -209,18 +209,7 @@ async fn a_client_that_pipelines_requests_and_never_reads_is_closed_at_the_send_
     assert!(answered < REQUESTS, "all {answered} answers were written");
     assert!(app.is_healthy().await);
     // Counted under its own reason.
-    let metrics = app
-        .http
-        .get(format!(
-            "http://{}/metrics",
-            app.admin.expect("admin listener")
-        ))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.scrape_metrics().await;
     assert!(
         metrics.lines().any(
             |line| line.starts_with("kick_proxy_connection_errors_total")

@@ -43,7 +43,6 @@ async fn requests_upstream_outcomes_and_latencies_appear_with_their_labels() {
     let app = spawn_app_with(|toml| own_provider(toml, "metrics-a")).await;
     let body = exchange_body();
     let exchange = || app.post_json("/api/v1/metrics-a/token", &body);
-    let admin = app.admin.expect("admin listener");
     for response in [
         ResponseTemplate::new(200).set_body_json(kick_tokens()),
         ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})),
@@ -55,16 +54,7 @@ async fn requests_upstream_outcomes_and_latencies_appear_with_their_labels() {
             .mount(&app.upstream)
             .await;
     }
-    let scrape = || async {
-        app.http
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .expect("admin answers")
-            .text()
-            .await
-            .expect("text")
-    };
+    let scrape = || app.scrape_metrics();
     let before = scrape().await;
     let count = |text: &str, labels: &[(&str, &str)]| {
         value(text, "kick_proxy_requests_total", labels).unwrap_or(0.0)
@@ -143,22 +133,12 @@ async fn replay_hits_single_flight_and_rate_limits_are_counted() {
             )
     })
     .await;
-    let admin = app.admin.expect("admin listener");
     app.upstream_succeeds().await;
     Mock::given(path("/oauth/revoke"))
         .respond_with(ResponseTemplate::new(200).set_body_string("OK"))
         .mount(&app.upstream)
         .await;
-    let scrape = || async {
-        app.http
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .expect("admin answers")
-            .text()
-            .await
-            .expect("text")
-    };
+    let scrape = || app.scrape_metrics();
     let before = scrape().await;
 
     let body = exchange_body();
@@ -199,18 +179,8 @@ async fn replay_hits_single_flight_and_rate_limits_are_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_sent_to_token_is_counted_as_a_refresh() {
     let app = spawn_app_with(|toml| own_provider(toml, "metrics-c")).await;
-    let admin = app.admin.expect("admin listener");
     app.upstream_succeeds().await;
-    let scrape = || async {
-        app.http
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .expect("admin answers")
-            .text()
-            .await
-            .expect("text")
-    };
+    let scrape = || app.scrape_metrics();
     let before = scrape().await;
 
     let refreshed = app

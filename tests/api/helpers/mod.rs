@@ -205,6 +205,19 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET /metrics` on the admin listener (the config must set `server.admin_listen`): the text.
+    pub async fn scrape_metrics(&self) -> String {
+        let admin = self.admin.expect("admin listener");
+        self.http
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .expect("admin answers")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.post_raw(path, "application/json", body.to_string())
             .await
