@@ -25,6 +25,7 @@
 //! connections, and waits until none is left.
 
 use super::router::App;
+use atomic_waker::AtomicWaker;
 use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -38,7 +39,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 
 /// What a connection on one listener may cost.
@@ -61,12 +62,35 @@ const BUSY: u8 = 1;
 /// Chosen to make room while idle: its task drops it.
 const EVICTED: u8 = 2;
 
+/// [`Slot::signals`]: chosen to make room (its state went from [`IDLE`] to [`EVICTED`]).
+const EVICT: u8 = 1;
+/// [`Slot::signals`]: the listener is shutting down.
+const SHUT_DOWN: u8 = 2;
+
 /// One open connection.
 struct Slot {
     state: AtomicU8,
     /// Milliseconds since [`Registry::epoch`] at which it last became idle.
     idle_since_ms: AtomicU64,
-    evict: Notify,
+    /// [`EVICT`] and [`SHUT_DOWN`], set by the listener before it wakes the connection's task.
+    signals: AtomicU8,
+    /// The connection's task. An atomic waker, not a `Notify`: the task is polled several times
+    /// per request, and re-registering its (unchanged) waker costs one atomic swap here where a
+    /// `Notify` takes its mutex.
+    task: AtomicWaker,
+}
+
+impl Slot {
+    fn signal(&self, signal: u8) {
+        self.signals.fetch_or(signal, Ordering::AcqRel);
+        self.task.wake();
+    }
+
+    /// The signals received so far, with `cx`'s task woken on the next one.
+    fn poll_signals(&self, cx: &Context<'_>) -> u8 {
+        self.task.register(cx.waker());
+        self.signals.load(Ordering::Acquire)
+    }
 }
 
 /// The open connections of one listener.
@@ -131,7 +155,7 @@ impl Registry {
                 .is_ok()
             {
                 slots.remove(&id);
-                slot.evict.notify_one();
+                slot.signal(EVICT);
                 crate::metrics::record_connection_evicted(self.name);
             }
         }
@@ -139,12 +163,21 @@ impl Registry {
         let slot = Arc::new(Slot {
             state: AtomicU8::new(IDLE),
             idle_since_ms: AtomicU64::new(self.now_ms()),
-            evict: Notify::new(),
+            signals: AtomicU8::new(0),
+            task: AtomicWaker::new(),
         });
         slots.insert(id, Arc::clone(&slot));
         self.live.fetch_add(1, Ordering::AcqRel);
         crate::metrics::record_open_connections(self.name, slots.len());
         Admission::Admitted(id, slot)
+    }
+
+    /// Asks every connection to close once its request in flight, if any, is answered.
+    fn shut_down(&self) {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        for slot in slots.values() {
+            slot.signal(SHUT_DOWN);
+        }
     }
 
     /// A connection task ended.
@@ -243,7 +276,13 @@ pub struct Listener {
     rules: ConnectionRules,
     http1: http1::Builder,
     registry: Arc<Registry>,
-    shutdown: watch::Sender<bool>,
+}
+
+/// Dropping the listener closes its socket and asks every connection to close.
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.registry.shut_down();
+    }
 }
 
 impl Listener {
@@ -269,7 +308,6 @@ impl Listener {
             rules,
             http1,
             registry: Arc::new(Registry::new(name)),
-            shutdown: watch::channel(false).0,
         }
     }
 
@@ -329,14 +367,13 @@ impl Listener {
         let http1 = self.http1.clone();
         let tls = self.tls.clone();
         let handshake_deadline = self.rules.header_read_timeout;
-        let mut shutdown = self.shutdown.subscribe();
         let name = self.registry.name;
         tokio::spawn(async move {
             let _registered = registered;
             let served = match tls {
                 None => {
                     let connection = http1.serve_connection(TokioIo::new(stream), service);
-                    drive(connection, &slot, &mut shutdown).await
+                    drive(connection, &slot).await
                 }
                 Some(acceptor) => {
                     // The handshake counts against the header deadline, and an idle connection
@@ -356,11 +393,14 @@ impl Listener {
                                 return;
                             }
                         },
-                        () = evicted(&slot) => return,
-                        _ = shutdown.changed() => return,
+                        // Evicted, or the listener shuts down: nothing is owed yet.
+                        _ = std::future::poll_fn(|cx| match slot.poll_signals(cx) {
+                            0 => Poll::Pending,
+                            signals => Poll::Ready(signals),
+                        }) => return,
                     };
                     let connection = http1.serve_connection(TokioIo::new(stream), service);
-                    drive(connection, &slot, &mut shutdown).await
+                    drive(connection, &slot).await
                 }
             };
             if let Err(error) = served {
@@ -382,14 +422,8 @@ impl Listener {
     /// Stops accepting (drops the socket), asks every connection to finish its request in flight
     /// and close, and waits at most `grace` for them. True when all closed in time.
     pub async fn close_and_drain(self, grace: Duration) -> bool {
-        let Self {
-            tcp,
-            registry,
-            shutdown,
-            ..
-        } = self;
-        drop(tcp);
-        let _ = shutdown.send(true);
+        let registry = Arc::clone(&self.registry);
+        drop(self);
         tokio::time::timeout(grace, registry.drained())
             .await
             .is_ok()
@@ -520,23 +554,9 @@ impl AsyncWrite for WriteDeadline {
 /// hyper's smallest read buffer; config validation refuses less, this only guards the builder.
 const MIN_HEADER_BYTES: usize = 8192;
 
-/// Resolves when the slot was evicted while idle (never while a request is in flight).
-async fn evicted(slot: &Slot) {
-    loop {
-        slot.evict.notified().await;
-        if slot.state.load(Ordering::Acquire) == EVICTED {
-            return;
-        }
-    }
-}
-
 /// Serves one HTTP/1.1 connection until it ends, is evicted while idle, or the listener shuts down
 /// (then the request in flight, if any, finishes first).
-async fn drive<I, S>(
-    connection: http1::Connection<I, S>,
-    slot: &Slot,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), hyper::Error>
+async fn drive<I, S>(connection: http1::Connection<I, S>, slot: &Slot) -> Result<(), hyper::Error>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin,
     S: hyper::service::HttpService<hyper::body::Incoming>,
@@ -545,22 +565,25 @@ where
 {
     tokio::pin!(connection);
     let mut closing = false;
-    loop {
-        tokio::select! {
-            served = connection.as_mut() => return served,
-            () = slot.evict.notified(), if !closing => {
-                if slot.state.load(Ordering::Acquire) == EVICTED {
-                    // No request was handed to the router: nothing is owed; drop the socket.
-                    return Ok(());
-                }
-                // A request arrived as it was chosen: let it finish, then close.
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = shutdown.changed(), if !closing => {
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
+    std::future::poll_fn(|cx| loop {
+        if let Poll::Ready(served) = connection.as_mut().poll(cx) {
+            return Poll::Ready(served);
         }
-    }
+        if closing {
+            return Poll::Pending;
+        }
+        let signals = slot.poll_signals(cx);
+        if signals == 0 {
+            return Poll::Pending;
+        }
+        if signals & EVICT != 0 && slot.state.load(Ordering::Acquire) == EVICTED {
+            // No request was handed to the router: nothing is owed; drop the socket.
+            return Poll::Ready(Ok(()));
+        }
+        // Shutting down, or a request arrived as it was chosen: let the request in flight
+        // finish, then close (polled again at once: an idle connection ends there).
+        connection.as_mut().graceful_shutdown();
+        closing = true;
+    })
+    .await
 }
