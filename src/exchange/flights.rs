@@ -1,13 +1,13 @@
 //! Single-flight: identical requests arriving together share one provider call, so two parts of
 //! an app refreshing at once cannot make the provider see a refresh-token replay.
 
-use std::collections::HashMap;
+use super::replay::IndexMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// Concurrent identical requests share one execution: the first runs it, the others wait for its
 /// result. The first caller polls the execution itself (no task, no hand-off between tasks when
@@ -17,8 +17,45 @@ pub struct Flights<T> {
     inflight: Arc<Mutex<InFlight<T>>>,
 }
 
-/// Executions under way, by index: each publishes its result once on its watch channel.
-type InFlight<T> = HashMap<[u8; 32], watch::Receiver<Option<T>>>;
+/// Executions under way, by index: each publishes its result once, to the callers waiting on it.
+type InFlight<T> = IndexMap<Arc<Outcome<T>>>;
+
+/// What a flight's waiters read once it ends: one small allocation per flight, and nothing to
+/// copy, publish or wake when nobody waited (distinct requests, the common case). Not a `watch`
+/// channel, whose shared state is several times the size and wakes its (eight) wait lists
+/// whenever its sender is dropped.
+struct Outcome<T> {
+    /// `None` until the flight ends; then its result, `None` when it ended without one.
+    result: Mutex<Option<Option<T>>>,
+    ended: Notify,
+}
+
+impl<T: Clone> Outcome<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            result: Mutex::new(None),
+            ended: Notify::new(),
+        })
+    }
+
+    fn publish(&self, result: Option<T>) {
+        *self.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        self.ended.notify_waiters();
+    }
+
+    async fn wait(&self) -> Option<T> {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before the look, so a publication in between still wakes it.
+            ended.as_mut().enable();
+            if let Some(result) = &*self.result.lock().unwrap_or_else(PoisonError::into_inner) {
+                return result.clone();
+            }
+            ended.await;
+        }
+    }
+}
 
 impl<T> Default for Flights<T> {
     fn default() -> Self {
@@ -31,7 +68,7 @@ impl<T> Default for Flights<T> {
 /// What a caller does: lead the execution, or wait for the one in flight.
 enum Role<T: Clone + Send + Sync + 'static> {
     Lead(Detached<T>),
-    Wait(watch::Receiver<Option<T>>),
+    Wait(Arc<Outcome<T>>),
 }
 
 impl<T: Clone + Send + Sync + 'static> Flights<T> {
@@ -55,17 +92,17 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
         let role = {
             let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
             match inflight.get(&index) {
-                Some(receiver) => Role::Wait(receiver.clone()),
+                Some(outcome) => Role::Wait(Arc::clone(outcome)),
                 None => {
-                    let (sender, receiver) = watch::channel(None);
-                    inflight.insert(index, receiver);
+                    let outcome = Outcome::new();
+                    inflight.insert(index, Arc::clone(&outcome));
                     Role::Lead(Detached(Some(Flight {
                         work: Box::pin(work),
                         leave: Some(LeaveOnDrop {
                             map: Arc::clone(&self.inflight),
                             index,
                         }),
-                        sender,
+                        outcome: Some(outcome),
                     })))
                 }
             }
@@ -73,10 +110,7 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
         async move {
             match role {
                 Role::Lead(flight) => flight.await.map(|value| (value, false)),
-                Role::Wait(mut receiver) => {
-                    let result = receiver.wait_for(Option::is_some).await.ok()?.clone();
-                    result.map(|value| (value, true))
-                }
+                Role::Wait(outcome) => outcome.wait().await.map(|value| (value, true)),
             }
         }
     }
@@ -92,12 +126,33 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
 }
 
 /// One execution and what ends it: it leaves the map however the work ends, a panic included (so
-/// a failed flight cannot leave identical requests waiting on a dead channel), then publishes.
-struct Flight<T> {
+/// a failed flight cannot leave identical requests waiting on it), then publishes.
+struct Flight<T: Clone> {
     work: Pin<Box<dyn Future<Output = T> + Send>>,
     /// Taken when the work ends.
     leave: Option<LeaveOnDrop<T>>,
-    sender: watch::Sender<Option<T>>,
+    /// Taken when the result is published.
+    outcome: Option<Arc<Outcome<T>>>,
+}
+
+impl<T: Clone> Flight<T> {
+    /// Leaves the map, then gives the waiters `result`, if there are any: out of the map, no new
+    /// one can appear, so an outcome nobody else holds has nobody to tell.
+    fn end(&mut self, result: Option<&T>) {
+        drop(self.leave.take());
+        if let Some(outcome) = self.outcome.take() {
+            if Arc::strong_count(&outcome) > 1 {
+                outcome.publish(result.cloned());
+            }
+        }
+    }
+}
+
+/// Dropped before its work ended (nothing could run it): the waiters get no result.
+impl<T: Clone> Drop for Flight<T> {
+    fn drop(&mut self) {
+        self.end(None);
+    }
 }
 
 impl<T: Clone> Future for Flight<T> {
@@ -112,17 +167,11 @@ impl<T: Clone> Future for Flight<T> {
                 Ok(Poll::Ready(value)) => Some(value),
                 Err(_) => None,
             };
-        // Leave the map, then publish. A request arriving after this finds the replay entry the
-        // work stored (replay on), or makes its own call (replay off): it must not share an
-        // answer that is already complete, which would be a replay the operator turned off.
-        drop(this.leave.take());
-        // Out of the map, no new waiter can appear: without one, nothing to copy. A panic leaves
-        // the sender unsent, and the waiters get `None` when the flight is dropped.
-        if let Some(value) = &result {
-            if this.sender.receiver_count() > 0 {
-                let _ = this.sender.send(Some(value.clone()));
-            }
-        }
+        // Leave the map, then publish (`None` after a panic). A request arriving after this finds
+        // the replay entry the work stored (replay on), or makes its own call (replay off): it
+        // must not share an answer that is already complete, which would be a replay the
+        // operator turned off.
+        this.end(result.as_ref());
         Poll::Ready(result)
     }
 }

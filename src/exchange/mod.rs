@@ -26,7 +26,7 @@ use crate::secret::{AnyToken, AuthorizationCode, CodeVerifier, RefreshToken};
 use crate::state::SharedState;
 use crate::upstream::{Answer, Grant, Upstream, UpstreamError};
 use flights::Flights;
-use replay::{ReplayCache, ReplayKey};
+use replay::{IndexMap, ReplayCache, ReplayKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -102,7 +102,7 @@ struct Inner {
     shared: Option<SharedState>,
     /// Flights this replica's waiters gave up on, until their lease is long over: a later claim
     /// that holds one of them is a takeover (counted).
-    abandoned: Mutex<HashMap<[u8; 32], Instant>>,
+    abandoned: Mutex<IndexMap<Instant>>,
 }
 
 /// At most this many abandoned flights remembered (for the takeover count only).

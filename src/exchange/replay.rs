@@ -18,23 +18,60 @@
 use bytes::Bytes;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use hkdf::HkdfExtract;
+use hkdf::{Hkdf, HkdfExtract};
 use sha2::Sha256;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
+
+/// A map by request index: the index is an HKDF output under a secret salt, already uniform and
+/// unknowable to a client, so it is hashed by its first bytes ([`IndexHasher`]) instead of by
+/// SipHash, whose rounds guard against keys an attacker picks.
+pub type IndexMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<IndexHasher>>;
+
+/// The hasher of [`IndexMap`]: the first eight bytes of each write, folded together.
+#[derive(Default)]
+pub struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // An index is written as its length, then its 32 bytes.
+        let mut head = [0u8; 8];
+        for (to, from) in head.iter_mut().zip(bytes) {
+            *to = *from;
+        }
+        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(head);
+    }
+}
 
 /// The index and the encryption key of one request's entry. Prints as `[redacted]`.
 pub struct ReplayKey {
     index: [u8; 32],
-    key: [u8; 32],
+    /// HKDF's pseudorandom key, from which the encryption key is expanded.
+    hk: Hkdf<Sha256>,
+    /// Expanded when first used: without replay or a shared store, only the index is.
+    key: OnceLock<[u8; 32]>,
 }
 
 impl ReplayKey {
     /// The entry's index (also the single-flight key).
     pub fn index(&self) -> [u8; 32] {
         self.index
+    }
+
+    fn key(&self) -> &[u8; 32] {
+        self.key.get_or_init(|| {
+            let mut key = [0u8; 32];
+            // 32 bytes are far below HKDF-SHA256's 8160-byte limit: this cannot fail.
+            let _ = self.hk.expand(b"kick-oauth-proxy replay key v1", &mut key);
+            key
+        })
     }
 }
 
@@ -45,7 +82,7 @@ impl ReplayKey {
     pub fn seal(&self, kind: u8, plaintext: &[u8]) -> Option<Vec<u8>> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).ok()?;
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.key));
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(self.key()));
         let ciphertext = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
@@ -65,7 +102,7 @@ impl ReplayKey {
     /// another key, index or kind, or was altered.
     pub fn open(&self, kind: u8, sealed: &[u8]) -> Option<Vec<u8>> {
         let (nonce, ciphertext) = sealed.split_at_checked(12)?;
-        ChaCha20Poly1305::new(Key::from_slice(&self.key))
+        ChaCha20Poly1305::new(Key::from_slice(self.key()))
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -94,7 +131,9 @@ impl fmt::Debug for ReplayKey {
 impl Drop for ReplayKey {
     fn drop(&mut self) {
         // Best effort: the key should not outlive the request that derived it.
-        self.key.iter_mut().for_each(|b| *b = 0);
+        if let Some(key) = self.key.get_mut() {
+            key.iter_mut().for_each(|b| *b = 0);
+        }
     }
 }
 
@@ -106,7 +145,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Store {
-    entries: HashMap<[u8; 32], Entry>,
+    entries: IndexMap<Entry>,
     /// Insertion order; the window is constant, so this is also expiry order.
     order: VecDeque<([u8; 32], Instant)>,
     bytes: usize,
@@ -117,7 +156,8 @@ pub struct ReplayCache {
     window: Duration,
     max_entries: usize,
     max_bytes: usize,
-    salt: [u8; 32],
+    /// HKDF-Extract keyed with the salt once (HMAC's inner and outer pads), cloned per request.
+    extract: HkdfExtract<Sha256>,
     store: Mutex<Store>,
 }
 
@@ -149,7 +189,7 @@ impl ReplayCache {
                 window: Duration::ZERO,
                 max_entries: 0,
                 max_bytes: 0,
-                salt,
+                extract: HkdfExtract::new(Some(&salt)),
                 store: Mutex::new(Store::default()),
             };
         }
@@ -157,7 +197,7 @@ impl ReplayCache {
             window,
             max_entries,
             max_bytes,
-            salt,
+            extract: HkdfExtract::new(Some(&salt)),
             store: Mutex::new(Store::default()),
         }
     }
@@ -176,7 +216,7 @@ impl ReplayCache {
     pub fn key(&self, provider: &str, endpoint: &str, secrets: &[&str]) -> ReplayKey {
         // The input keying material is fed to HKDF-Extract piece by piece, never joined in a
         // buffer: the same bytes as one joined input, and no copy of the secrets to wipe.
-        let mut extract = HkdfExtract::<Sha256>::new(Some(&self.salt));
+        let mut extract = self.extract.clone();
         for part in [provider, endpoint].iter().chain(secrets) {
             // Length-prefixed, so ("ab","c") and ("a","bc") differ.
             extract.input_ikm(&(part.len() as u64).to_be_bytes());
@@ -184,11 +224,13 @@ impl ReplayCache {
         }
         let (_, hk) = extract.finalize();
         let mut index = [0u8; 32];
-        let mut key = [0u8; 32];
-        // 32-byte outputs are far below HKDF-SHA256's 8160-byte limit: these cannot fail.
+        // 32 bytes are far below HKDF-SHA256's 8160-byte limit: this cannot fail.
         let _ = hk.expand(b"kick-oauth-proxy replay index v1", &mut index);
-        let _ = hk.expand(b"kick-oauth-proxy replay key v1", &mut key);
-        ReplayKey { index, key }
+        ReplayKey {
+            index,
+            hk,
+            key: OnceLock::new(),
+        }
     }
 
     /// The stored answer for `key`, decrypted, if present and not expired.
@@ -207,7 +249,7 @@ impl ReplayCache {
             (entry.nonce, entry.ciphertext.clone())
         };
         // Decrypted outside the lock: other requests need not wait for it.
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.key));
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(key.key()));
         let plaintext = cipher
             .decrypt(
                 Nonce::from_slice(&nonce),
@@ -230,7 +272,7 @@ impl ReplayCache {
         if getrandom::fill(&mut nonce).is_err() {
             return;
         }
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.key));
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(key.key()));
         let Ok(ciphertext) = cipher.encrypt(
             Nonce::from_slice(&nonce),
             Payload {
@@ -343,6 +385,33 @@ mod tests {
         }
     }
 
+    /// Replicas sharing a store must derive the same index and key for the same request, across
+    /// versions too: HKDF-SHA256 (RFC 5869) over the length-prefixed parts, computed here
+    /// independently, in one call, from the joined input.
+    #[test]
+    fn index_and_key_are_hkdf_sha256_of_the_length_prefixed_parts() {
+        let salt = [7u8; 32];
+        let cache = ReplayCache::with_salt(Duration::from_secs(60), 100, 1 << 20, Some(salt));
+        let parts = ["kick", "token", "code-1", "verifier", "redirect"];
+        let mut ikm = Vec::new();
+        for part in parts {
+            ikm.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            ikm.extend_from_slice(part.as_bytes());
+        }
+        let hk = Hkdf::<Sha256>::new(Some(&salt), &ikm);
+        let (mut index, mut key) = ([0u8; 32], [0u8; 32]);
+        hk.expand(b"kick-oauth-proxy replay index v1", &mut index)
+            .expect("32 bytes");
+        hk.expand(b"kick-oauth-proxy replay key v1", &mut key)
+            .expect("32 bytes");
+        for _ in 0..2 {
+            // Twice: the keyed extract state is cloned per request, never consumed.
+            let derived = cache.key("kick", "token", &parts[2..]);
+            assert_eq!(derived.index(), index);
+            assert_eq!(derived.key(), &key);
+        }
+    }
+
     #[test]
     fn memory_holds_no_plaintext_and_no_key() {
         let cache = cache();
@@ -355,7 +424,7 @@ mod tests {
             &b"PLAINTEXT"[..],
             b"access_token",
             b"PLAINTEXT-REFRESH-INPUT",
-            &key.key[..16],
+            &key.key()[..16],
         ] {
             assert!(
                 !stored.windows(needle.len()).any(|w| w == needle),
