@@ -60,6 +60,14 @@ impl Text {
         }
     }
 
+    /// The bytes, without checking them as UTF-8 again: enough to compare a name.
+    fn as_bytes<'a>(&'a self, body: &'a [u8]) -> &'a [u8] {
+        match self {
+            Self::InBody(range) => body.get(range.clone()).unwrap_or_default(),
+            Self::Decoded(text) => text.as_bytes(),
+        }
+    }
+
     fn as_str<'a>(&'a self, body: &'a [u8]) -> &'a str {
         match self {
             // The ranges were made from `&str`s over these same bytes.
@@ -220,7 +228,11 @@ impl Fields {
     /// "MUST NOT be included more than once"); a JSON non-string is an error.
     pub fn optional(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
         let body = &self.body[..];
-        let mut found = self.fields.iter().filter(|(k, _)| k.as_str(body) == name);
+        // Names compared as bytes: the value found is the one string checked as UTF-8 (again).
+        let mut found = self
+            .fields
+            .iter()
+            .filter(|(k, _)| k.as_bytes(body) == name.as_bytes());
         let first = found.next();
         if found.next().is_some() {
             return Err(ApiError::InvalidRequest(
