@@ -10,6 +10,7 @@
 //! - `connect`: opening a connection, straight or through the environment's egress proxy
 //!   (`HTTP_PROXY`, `HTTPS_PROXY` by `CONNECT`, `ALL_PROXY`, `NO_PROXY`; HTTP/1.1 to the proxy, a
 //!   SOCKS one refused when the client is built), under the timeout;
+//! - `form`: the form bodies, written straight into the bytes sent;
 //! - [`transport`]: one request under one deadline, the body capped;
 //! - [`classify`]: an answer sorted into the contract's table;
 //! - [`error`]: [`UpstreamError`] and the one table of what each outcome means.
@@ -23,6 +24,7 @@ pub mod classify;
 mod client;
 mod connect;
 mod error;
+mod form;
 mod transport;
 
 pub use client::{BuildError, Client};
@@ -50,6 +52,7 @@ use crate::secret::{AnyToken, AuthorizationCode, ClientSecret, CodeVerifier, Ref
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use classify::{classify, classify_revoke};
+use form::Form;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
@@ -221,8 +224,8 @@ impl Upstream {
     ) -> Result<Answer<TokenResponse>, UpstreamError> {
         // The form, encoded once into one buffer; a connect retry sends the same bytes again.
         let (form, grant_type, secrets) = {
-            let mut form = url::form_urlencoded::Serializer::new(String::with_capacity(384));
-            let post_credentials = |form: &mut url::form_urlencoded::Serializer<'_, String>| {
+            let mut form = Form::with_capacity(384);
+            let post_credentials = |form: &mut Form| {
                 if self.client_auth == ClientAuth::ClientSecretPost {
                     // Kick's documented order: the credentials right after the grant.
                     form.append_pair("client_id", &self.client_id);
@@ -249,7 +252,7 @@ impl Upstream {
                     ("refresh_token", RequestSecrets::refresh(token))
                 }
             };
-            (bytes::Bytes::from(form.finish()), grant_type, secrets)
+            (form.finish(), grant_type, secrets)
         };
         // A provider echoing our own secret in a description must not pass it on either: the one
         // sent, and the other one of a rotation.
@@ -322,8 +325,10 @@ impl Upstream {
                 Bytes::new()
             }
             Some(form) => {
-                let mut serializer = url::form_urlencoded::Serializer::new(String::new());
-                serializer.extend_pairs(form);
+                let mut serializer = Form::with_capacity(256);
+                for (name, value) in form {
+                    serializer.append_pair(name, value);
+                }
                 headers.append(header::CONTENT_TYPE, FORM_URLENCODED);
                 if request.client_auth {
                     if self.client_auth == ClientAuth::ClientSecretPost {
@@ -334,7 +339,7 @@ impl Upstream {
                         headers.append(header::AUTHORIZATION, authorization);
                     }
                 }
-                Bytes::from(serializer.finish())
+                serializer.finish()
             }
         };
         let build = || {
