@@ -138,8 +138,12 @@ const KNOWN_FIELDS: [&str; 5] = [
 impl TokenResponse {
     /// Parses and normalises a provider's 2xx body, whatever its `Content-Type` said.
     pub fn from_provider_body(body: &[u8]) -> Result<Self, TokenResponseError> {
+        // Checked as UTF-8 once, as a whole, then parsed as text: `from_slice` checks each
+        // string on its own, which costs more than the one pass (JSON is UTF-8 throughout,
+        // RFC 8259 §8.1, and every field is read, so nothing it accepted is refused here).
+        let text = std::str::from_utf8(body).map_err(|_| TokenResponseError::NotJson)?;
         let Provided { known, mut others } =
-            serde_json::from_slice(body).map_err(|_| TokenResponseError::NotJson)?;
+            serde_json::from_str(text).map_err(|_| TokenResponseError::NotJson)?;
         let [access_token, token_type, expires_in, refresh_token, scope] = known;
         let access_token = match access_token {
             Some(Field::Str(token)) if !token.is_empty() => token,
