@@ -140,11 +140,16 @@ impl<T: Clone> Flight<T> {
     /// one can appear, so an outcome nobody else holds has nobody to tell.
     fn end(&mut self, result: Option<&T>) {
         drop(self.leave.take());
-        if let Some(outcome) = self.outcome.take() {
-            if Arc::strong_count(&outcome) > 1 {
-                outcome.publish(result.cloned());
-            }
+        let Some(outcome) = &self.outcome else {
+            return;
+        };
+        if Arc::strong_count(outcome) > 1 {
+            // Cloned while the outcome is still held: if a clone panicked, dropping the flight
+            // would still tell the waiters.
+            let result = result.cloned();
+            outcome.publish(result);
         }
+        self.outcome = None;
     }
 }
 

@@ -53,8 +53,8 @@ impl Hasher for IndexHasher {
 /// The index and the encryption key of one request's entry. Prints as `[redacted]`.
 pub struct ReplayKey {
     index: [u8; 32],
-    /// HKDF's pseudorandom key, from which the encryption key is expanded.
-    hk: Hkdf<Sha256>,
+    /// HKDF's pseudorandom key (RFC 5869 §2.2), from which the encryption key is expanded.
+    prk: [u8; 32],
     /// Expanded when first used: without replay or a shared store, only the index is.
     key: OnceLock<[u8; 32]>,
 }
@@ -68,8 +68,11 @@ impl ReplayKey {
     fn key(&self) -> &[u8; 32] {
         self.key.get_or_init(|| {
             let mut key = [0u8; 32];
-            // 32 bytes are far below HKDF-SHA256's 8160-byte limit: this cannot fail.
-            let _ = self.hk.expand(b"kick-oauth-proxy replay key v1", &mut key);
+            // A 32-byte PRK is SHA-256's output length, and 32 bytes are far below HKDF-SHA256's
+            // 8160-byte limit: neither can fail.
+            if let Ok(hk) = Hkdf::<Sha256>::from_prk(&self.prk) {
+                let _ = hk.expand(b"kick-oauth-proxy replay key v1", &mut key);
+            }
             key
         })
     }
@@ -131,6 +134,7 @@ impl fmt::Debug for ReplayKey {
 impl Drop for ReplayKey {
     fn drop(&mut self) {
         // Best effort: the key should not outlive the request that derived it.
+        self.prk.iter_mut().for_each(|b| *b = 0);
         if let Some(key) = self.key.get_mut() {
             key.iter_mut().for_each(|b| *b = 0);
         }
@@ -222,13 +226,13 @@ impl ReplayCache {
             extract.input_ikm(&(part.len() as u64).to_be_bytes());
             extract.input_ikm(part.as_bytes());
         }
-        let (_, hk) = extract.finalize();
+        let (prk, hk) = extract.finalize();
         let mut index = [0u8; 32];
         // 32 bytes are far below HKDF-SHA256's 8160-byte limit: this cannot fail.
         let _ = hk.expand(b"kick-oauth-proxy replay index v1", &mut index);
         ReplayKey {
             index,
-            hk,
+            prk: prk.into(),
             key: OnceLock::new(),
         }
     }
