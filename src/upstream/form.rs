@@ -1,5 +1,6 @@
 //! The bodies of provider calls, `application/x-www-form-urlencoded` (RFC 6749 §4.1.3, §6;
-//! RFC 7009 §2.1), written straight into the bytes sent.
+//! RFC 7009 §2.1), written straight into the bytes sent; and the same encoding of HTTP Basic
+//! client credentials (RFC 6749 §2.3.1).
 //!
 //! Byte for byte what `url::form_urlencoded::Serializer` writes (the WHATWG URL Standard's
 //! urlencoded serializer, which the unit tests below compare it with): ASCII letters, digits and
@@ -46,6 +47,15 @@ impl Form {
     pub(super) fn finish(self) -> Bytes {
         Bytes::from(self.0)
     }
+}
+
+/// `text` encoded on its own: the user and the password of HTTP Basic client credentials
+/// (RFC 6749 §2.3.1).
+pub(super) fn encoded(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    encode(&mut out, text);
+    // Only ASCII is written: each byte is its own character.
+    out.into_iter().map(char::from).collect()
 }
 
 fn encode(out: &mut Vec<u8>, text: &str) {
@@ -117,6 +127,11 @@ mod tests {
                 ("k", text),
             ];
             assert_eq!(ours(&pairs), reference(&pairs), "{text:?}");
+            assert_eq!(
+                encoded(text),
+                url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>(),
+                "{text:?}"
+            );
         }
         assert_eq!(ours(&[]), "");
     }

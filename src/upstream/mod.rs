@@ -372,12 +372,9 @@ impl Upstream {
         match self.client_auth {
             ClientAuth::ClientSecretPost => Ok(None),
             ClientAuth::ClientSecretBasic => {
-                let encode = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                };
                 basic(
-                    &encode(&self.client_id),
-                    Some(&encode(client_secret.secret())),
+                    &form::encoded(&self.client_id),
+                    Some(&form::encoded(client_secret.secret())),
                 )
                 .map(Some)
                 // Base64 and "Basic " are visible ASCII: not reached.
